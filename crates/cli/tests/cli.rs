@@ -1,0 +1,134 @@
+//! The `tinycats` binary end to end: help texts, JSON shapes, exit codes, error messages.
+
+use std::io::{Read, Write};
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn tc(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tinycats")).args(args).output().expect("run tinycats")
+}
+
+fn ok_json(args: &[&str]) -> serde_json::Value {
+    let o = tc(args);
+    assert!(o.status.success(), "{args:?} failed: {}", String::from_utf8_lossy(&o.stderr));
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{args:?}: not JSON ({e}): {}", String::from_utf8_lossy(&o.stdout)))
+}
+
+#[test]
+fn every_subcommand_has_help() {
+    for args in [
+        vec!["--help"],
+        vec!["data", "--help"],
+        vec!["data", "fetch", "--help"],
+        vec!["data", "import", "--help"],
+        vec!["data", "verify", "--help"],
+        vec!["data", "prepare", "--help"],
+        vec!["data", "stats", "--help"],
+        vec!["data", "fixture", "--help"],
+        vec!["bench", "--help"],
+        vec!["bench", "data", "--help"],
+    ] {
+        let o = tc(&args);
+        assert!(o.status.success(), "{args:?}");
+        assert!(String::from_utf8_lossy(&o.stdout).contains("Usage"), "{args:?}");
+    }
+}
+
+#[test]
+fn fixture_import_verify_prepare_stats_json() {
+    let t = tempfile::tempdir().unwrap();
+    let src = t.path().join("src");
+    let ds = t.path().join("ds");
+    let s = |p: &Path| p.to_string_lossy().to_string();
+    let o = tc(&["data", "fixture", &s(&src), "--breeds", "all-cats", "--per-class", "5", "--size", "40"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let imp = ok_json(&["data", "import", &s(&src), "--dest", &s(&ds), "--json"]);
+    assert_eq!(imp["annotated"], 14 * 5 + 10, "clean + listed quirks + missing");
+    let v = ok_json(&["data", "verify", &s(&ds), "--json"]);
+    for k in ["images", "ok", "converted", "quarantined", "problems"] {
+        assert!(v.get(k).is_some(), "verify --json lacks {k}: {v}");
+    }
+    assert_eq!(v["converted"], 4);
+    assert_eq!(v["quarantined"], 6);
+    let probs = v["problems"].as_array().unwrap();
+    assert!(probs.iter().all(|p| p["file"].is_string() && p["kind"].is_string() && p["action"].is_string()));
+    assert!(probs.iter().any(|p| p["kind"] == "gif_disguised_as_jpg" && p["action"] == "converted"));
+    let p = ok_json(&["data", "prepare", &s(&ds), "--size", "16", "--json"]);
+    assert_eq!(p["images"], 14 * 5 + 4);
+    assert_eq!(p["unchanged"], false);
+    let p2 = ok_json(&["data", "prepare", &s(&ds), "--size", "16", "--json"]);
+    assert_eq!(p2["unchanged"], true);
+    let st = ok_json(&["data", "stats", p["out"].as_str().unwrap(), "--json"]);
+    assert_eq!(st["kind"], "prepared");
+    assert_eq!(st["per_class"]["other"]["train"], 8);
+    let raw = ok_json(&["data", "stats", &s(&ds), "--json"]);
+    assert_eq!(raw["cats"], 12 * 5 + 4);
+}
+
+#[test]
+fn bad_input_names_the_problem() {
+    let t = tempfile::tempdir().unwrap();
+    let src = t.path().join("src");
+    let s = src.to_string_lossy().to_string();
+    assert!(tc(&["data", "fixture", &s, "--no-quirks"]).status.success());
+    let o = tc(&["data", "prepare", &s, "--size", "16", "--labels", "dogs"]);
+    assert!(!o.status.success());
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(e.contains("labels") && e.contains("breeds37"), "{e}");
+    let o = tc(&["data", "prepare", &s, "--size", "16", "--split", "0.9,0.2"]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("split"));
+    let o = tc(&["data", "verify", "/nonexistent/tinycats"]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("/nonexistent/tinycats"));
+    let o = tc(&["data", "import", &t.path().join("missing.tar.gz").to_string_lossy(), "--dest", &t.path().join("d").to_string_lossy()]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("missing.tar.gz"));
+}
+
+/// `data fetch` against a loopback server: download, verify, unpack, import — the official code path
+/// with a local manifest.
+#[test]
+fn fetch_downloads_verifies_and_imports() {
+    let t = tempfile::tempdir().unwrap();
+    let src = t.path().join("src");
+    tinycats_data::fixtures::write_fixture(&src, &tinycats_data::fixtures::FixtureSpec { quirks: false, ..Default::default() }).unwrap();
+    // Two archives like the official release: images and annotations separately.
+    let mut payloads = Vec::new();
+    for part in ["images", "annotations"] {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        {
+            let mut b = tar::Builder::new(&mut gz);
+            b.append_dir_all(part, src.join(part)).unwrap();
+            b.finish().unwrap();
+        }
+        payloads.push((format!("{part}.tar.gz"), gz.finish().unwrap()));
+    }
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let served = payloads.clone();
+    let server = std::thread::spawn(move || {
+        for _ in 0..2 {
+            let (mut c, _) = listener.accept().unwrap();
+            let mut buf = [0u8; 4096];
+            let n = c.read(&mut buf).unwrap();
+            let req = String::from_utf8_lossy(&buf[..n]).to_string();
+            let path = req.split_whitespace().nth(1).unwrap_or("/").trim_start_matches('/').to_string();
+            let body = served.iter().find(|(n, _)| *n == path).map(|(_, b)| b.clone()).unwrap_or_default();
+            write!(c, "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len()).unwrap();
+            c.write_all(&body).unwrap();
+        }
+    });
+    let files: Vec<serde_json::Value> = payloads
+        .iter()
+        .map(|(n, b)| serde_json::json!({"name": n, "url": format!("http://127.0.0.1:{port}/{n}"), "size": b.len(), "sha256": tinycats_data::hashing::sha256_hex(b)}))
+        .collect();
+    let manifest = t.path().join("manifest.json");
+    std::fs::write(&manifest, serde_json::to_vec(&serde_json::json!({"files": files})).unwrap()).unwrap();
+    let dest = t.path().join("pets");
+    let out = ok_json(&["data", "fetch", "--manifest", &manifest.to_string_lossy(), "--dest", &dest.to_string_lossy(), "--json"]);
+    server.join().unwrap();
+    assert_eq!(out["import"]["annotated"], 30);
+    assert!(dest.join("annotations/list.txt").is_file());
+    assert!(dest.join("downloads/images.tar.gz").is_file());
+    assert_eq!(tinycats_data::layout::image_files(&dest).unwrap().len(), 30);
+}

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# One-time (idempotent) setup for a fresh machine: Python packages used by the benchmarks and
+# parity checks. Rust crates come from crates.io through cargo itself.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+need_py=()
+"$PY" -c "import PIL" 2>/dev/null || need_py+=("pillow>=10")
+if ((${#need_py[@]})); then
+  echo "setup: pip install ${need_py[*]}"
+  "$PY" -m pip install --quiet --disable-pip-version-check "${need_py[@]}"
+fi
+command -v cargo >/dev/null || { echo "setup: cargo not found (install Rust with rustup)" >&2; exit 1; }
+echo "setup: ok"
