@@ -167,10 +167,10 @@ mod tests {
     #[test]
     fn parses_official_lines_and_names_bad_fields() {
         let p = Path::new("list.txt");
-        let ok = parse_list("# c\nAbyssinian_1 1 1 1\nbeagle_3 4 2 4\n\n", p).unwrap();
+        let ok = parse_list("# c\nAbyssinian_1 1 1 1\nbeagle_3 5 2 4\n\n", p).unwrap();
         assert_eq!(ok.len(), 2);
         assert_eq!(ok[1].breed, "beagle");
-        assert_eq!(ok[1].class_id, 4);
+        assert_eq!(ok[1].class_id, 5);
         let e = parse_list("Abyssinian_1 1 3 1\n", p).unwrap_err().to_string();
         assert!(e.contains("list.txt:1") && e.contains("SPECIES"), "{e}");
         let e = parse_list("Abyssinian_1 x 1 1\n", p).unwrap_err().to_string();

@@ -273,13 +273,13 @@ mod tests {
 
     #[test]
     fn split_is_stratified_and_seeded() {
-        let labels: Vec<usize> = (0..100).map(|i| i % 4).collect();
+        let labels: Vec<usize> = (0..160).map(|i| i % 4).collect();
         let a = stratified_split(&labels, [0.8, 0.1, 0.1], 1);
         assert_eq!(a, stratified_split(&labels, [0.8, 0.1, 0.1], 1));
         assert_ne!(a, stratified_split(&labels, [0.8, 0.1, 0.1], 2));
         for c in 0..4 {
             let n = |s| labels.iter().zip(&a).filter(|(l, x)| **l == c && **x == s).count();
-            assert_eq!((n(Split::Train), n(Split::Val), n(Split::Test)), (21, 2, 2), "class {c}");
+            assert_eq!((n(Split::Train), n(Split::Val), n(Split::Test)), (32, 4, 4), "class {c}");
         }
         // Tiny classes keep at least one training image.
         let t = stratified_split(&[0, 0, 1], [0.34, 0.33, 0.33], 3);
