@@ -3,7 +3,9 @@
 
 mod bench;
 mod data_cmd;
+mod model_cmd;
 mod progress;
+mod train_cmd;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -20,6 +22,15 @@ enum Cmd {
     /// Datasets: fetch, import, verify, prepare, stats, fixture.
     #[command(subcommand)]
     Data(data_cmd::DataCmd),
+    /// Train models with the shared engine.
+    #[command(subcommand)]
+    Train(train_cmd::TrainCmd),
+    /// Copy a finished run's best weights into a model folder with a model card.
+    Ship(train_cmd::ShipArgs),
+    /// Classify image files with a trained classifier (default: the shipped one).
+    Predict(model_cmd::PredictArgs),
+    /// Evaluate a classifier on a prepared split: per-class metrics, confusion, ROC-AUC, ECE, speed.
+    Eval(model_cmd::EvalArgs),
     /// Benchmarks that print ratios against a reference measured in the same run.
     #[command(subcommand)]
     Bench(bench::BenchCmd),
@@ -35,6 +46,10 @@ fn main() -> ExitCode {
     let res = match cli.cmd {
         Cmd::Data(c) => data_cmd::run(c),
         Cmd::Bench(c) => bench::run(c),
+        Cmd::Train(c) => train_cmd::run(c),
+        Cmd::Predict(a) => model_cmd::predict(a),
+        Cmd::Ship(a) => train_cmd::ship(a),
+        Cmd::Eval(a) => model_cmd::eval(a),
     };
     match res {
         Ok(code) => code,

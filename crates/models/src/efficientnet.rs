@@ -48,7 +48,9 @@ pub fn shape_after(k: usize, size: usize) -> [usize; 3] {
 #[derive(Module, Debug)]
 pub struct ConvBn<B: Backend> {
     pub conv: Conv2d<B>,
-    pub bn: BatchNorm<B>,
+    /// None once folded into the convolution (inference: BN is an affine map per channel, and
+    /// burn-flex's broadcasting BN costs 10× the conv it follows).
+    pub bn: Option<BatchNorm<B>>,
     pub relu6: bool,
 }
 
@@ -61,12 +63,33 @@ impl<B: Backend> ConvBn<B> {
             .with_bias(false)
             .init(device);
         let bn = BatchNormConfig::new(cout).with_epsilon(1e-3).with_momentum(0.01).init(device);
-        ConvBn { conv, bn, relu6 }
+        ConvBn { conv, bn: Some(bn), relu6 }
     }
 
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        let y = self.bn.forward(self.conv.forward(x));
+        let y = self.conv.forward(x);
+        let y = match &self.bn {
+            Some(bn) => bn.forward(y),
+            None => y,
+        };
         if self.relu6 { y.clamp(0.0, 6.0) } else { y }
+    }
+
+    /// Folds inference-mode BatchNorm into the convolution: w' = w·γ/σ, b' = β − μ·γ/σ.
+    pub fn fold_bn(mut self) -> Self {
+        let Some(bn) = self.bn.take() else { return self };
+        let scale = bn.gamma.val() / (bn.running_var.value() + bn.epsilon).sqrt();
+        let bias = bn.beta.val() - bn.running_mean.value() * scale.clone();
+        let c = scale.dims()[0];
+        let w = self.conv.weight.val() * scale.reshape([c, 1, 1, 1]);
+        let bias = match &self.conv.bias {
+            Some(b) => bias + b.val() * (bn.gamma.val() / (bn.running_var.value() + bn.epsilon).sqrt()),
+            None => bias,
+        };
+        // detach: the folded values become new leaf parameters (under autodiff too).
+        self.conv.weight = Param::from_tensor(w.detach());
+        self.conv.bias = Some(Param::from_tensor(bias.detach()));
+        self
     }
 
     fn load(&mut self, w: &mut TensorMap, conv: &str, bn: &str, device: &B::Device) -> Result<()> {
@@ -78,26 +101,13 @@ impl<B: Backend> ConvBn<B> {
             let t = w.take(&format!("{bn}.{name}"), &[c])?;
             Ok(Tensor::from_data(TensorData::new(t.data, t.shape), device))
         };
-        self.bn.gamma = Param::from_tensor(vec1("weight")?);
-        self.bn.beta = Param::from_tensor(vec1("bias")?);
-        self.bn.running_mean = RunningState::new(vec1("running_mean")?);
-        self.bn.running_var = RunningState::new(vec1("running_var")?);
+        let bn = self.bn.as_mut().expect("load before folding");
+        bn.gamma = Param::from_tensor(vec1("weight")?);
+        bn.beta = Param::from_tensor(vec1("bias")?);
+        bn.running_mean = RunningState::new(vec1("running_mean")?);
+        bn.running_var = RunningState::new(vec1("running_var")?);
         Ok(())
     }
-
-    fn save(&self, w: &mut TensorMap, conv: &str, bn: &str) {
-        put(w, &format!("{conv}.weight"), self.conv.weight.val());
-        put(w, &format!("{bn}.weight"), self.bn.gamma.val());
-        put(w, &format!("{bn}.bias"), self.bn.beta.val());
-        put(w, &format!("{bn}.running_mean"), self.bn.running_mean.value());
-        put(w, &format!("{bn}.running_var"), self.bn.running_var.value());
-    }
-}
-
-fn put<B: Backend, const D: usize>(w: &mut TensorMap, name: &str, t: Tensor<B, D>) {
-    let shape = t.dims().to_vec();
-    let data: Vec<f32> = t.into_data().convert::<f32>().to_vec().unwrap_or_default();
-    w.insert(name, shape, data);
 }
 
 /// Mobile inverted bottleneck: expand (1×1) → depthwise (k×k) → project (1×1, linear) [+ skip].
@@ -118,6 +128,15 @@ impl<B: Backend> MbConv<B> {
             depthwise: ConvBn::new(mid, mid, k, s, mid, true, device),
             project: ConvBn::new(mid, cout, 1, 1, 1, false, device),
             skip: s == 1 && cin == cout,
+        }
+    }
+
+    pub fn fold_bn(self) -> Self {
+        MbConv {
+            expand: self.expand.map(ConvBn::fold_bn),
+            depthwise: self.depthwise.fold_bn(),
+            project: self.project.fold_bn(),
+            skip: self.skip,
         }
     }
 
@@ -174,6 +193,16 @@ impl<B: Backend> EfficientNetLite0<B> {
         Ok(m)
     }
 
+    /// Inference form: every BatchNorm folded into its convolution.
+    pub fn fold_bn(self) -> Self {
+        EfficientNetLite0 {
+            stem: self.stem.fold_bn(),
+            blocks: self.blocks.into_iter().map(MbConv::fold_bn).collect(),
+            head: self.head.fold_bn(),
+            fc: self.fc,
+        }
+    }
+
     /// Pixels in [0,1] → the network's input scale ((x·255 − 127) / 128, as the weights expect).
     pub fn normalize(x: Tensor<B, 4>) -> Tensor<B, 4> {
         (x * 255.0 - 127.0) / 128.0
@@ -206,4 +235,31 @@ impl<B: Backend> EfficientNetLite0<B> {
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 2> {
         self.fc.forward(self.pooled(x))
     }
+}
+
+/// Multiply-accumulate FLOPs (×2) of one forward pass at `size`×`size`, and parameter count.
+pub fn flops_and_params(size: usize, classes: usize) -> (u64, u64) {
+    let conv = |cin: usize, cout: usize, k: usize, groups: usize, hw: usize| -> (u64, u64) {
+        let p = (cout * (cin / groups) * k * k) as u64;
+        (2 * p * (hw * hw) as u64, p + 4 * cout as u64)
+    };
+    let mut s = size.div_ceil(2);
+    let (mut f, mut p) = conv(3, 32, 3, 1, s);
+    for &(e, k, st, cin, cout) in &BLOCKS {
+        let mid = cin * e;
+        if e != 1 {
+            let (a, b) = conv(cin, mid, 1, 1, s);
+            f += a;
+            p += b;
+        }
+        s = s.div_ceil(st);
+        let (a, b) = conv(mid, mid, k, mid, s);
+        let (c, d) = conv(mid, cout, 1, 1, s);
+        f += a + c;
+        p += b + d;
+    }
+    let (a, b) = conv(320, FEATURES, 1, 1, s);
+    f += a + 2 * (FEATURES * classes) as u64;
+    p += b + (FEATURES * classes + classes) as u64;
+    (f, p)
 }

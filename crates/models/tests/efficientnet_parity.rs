@@ -35,6 +35,11 @@ fn matches_numpy_reference_on_bengal_1() {
     let max_diff = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
     assert!(max_diff < 1e-3, "pooled features differ by {max_diff}");
 
+    // Folding BatchNorm into the convolutions (the fast inference form) keeps the numbers.
+    let folded: Vec<f32> = model.clone().fold_bn().pooled(x).into_data().to_vec().unwrap();
+    let fold_diff = got.iter().zip(&folded).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+    assert!(fold_diff < 1e-3, "folded BN differs by {fold_diff}");
+
     let logits: Vec<f32> = model.fc.forward(pooled).into_data().to_vec().unwrap();
     let mut idx: Vec<usize> = (0..logits.len()).collect();
     idx.sort_by(|a, b| logits[*b].total_cmp(&logits[*a]));

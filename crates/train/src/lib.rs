@@ -1,1 +1,10 @@
-//! placeholder
+//! The training engine. It talks to the world only through `Sink`s (metrics, checkpoints,
+//! predictions), so the CLI, the server's job runner and the tests drive the same loop.
+
+pub mod classifier;
+pub mod config;
+pub mod features;
+pub mod metrics;
+pub mod predictor;
+pub mod schedule;
+pub mod sink;

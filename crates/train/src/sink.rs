@@ -1,0 +1,121 @@
+//! How the training loop reports: every event goes to each sink in turn. A sink that fails is
+//! logged and counted; it never stops training.
+
+use serde::Serialize;
+use std::io::Write;
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StepEvent {
+    pub epoch: usize,
+    pub step: usize,
+    pub loss: f64,
+    pub lr: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EpochEvent {
+    pub epoch: usize,
+    pub step: usize,
+    pub train_loss: f64,
+    pub train_acc: f64,
+    pub val_loss: f64,
+    pub val_acc: f64,
+    pub val_macro_f1: f64,
+    pub lr: f64,
+    pub seconds: f64,
+    pub train_images_per_s: f64,
+}
+
+/// One validation sample's prediction at an epoch (stable id = source image sha256).
+#[derive(Debug, Clone, Serialize)]
+pub struct Prediction {
+    pub epoch: usize,
+    pub sample_id: String,
+    pub label: usize,
+    pub top: Vec<(usize, f32)>,
+}
+
+pub trait Sink {
+    fn on_start(&mut self, _config: &serde_json::Value) -> anyhow::Result<()> {
+        Ok(())
+    }
+    fn on_step(&mut self, _e: &StepEvent) -> anyhow::Result<()> {
+        Ok(())
+    }
+    fn on_epoch(&mut self, _e: &EpochEvent) -> anyhow::Result<()> {
+        Ok(())
+    }
+    fn on_predictions(&mut self, _p: &[Prediction]) -> anyhow::Result<()> {
+        Ok(())
+    }
+    fn on_checkpoint(&mut self, _path: &std::path::Path, _best: bool) -> anyhow::Result<()> {
+        Ok(())
+    }
+}
+
+/// Fans events out to several sinks, isolating failures.
+#[derive(Default)]
+pub struct Sinks {
+    pub sinks: Vec<Box<dyn Sink>>,
+    pub failures: usize,
+}
+
+impl Sinks {
+    pub fn emit(&mut self, f: impl Fn(&mut dyn Sink) -> anyhow::Result<()>) {
+        for s in self.sinks.iter_mut() {
+            if let Err(e) = f(s.as_mut()) {
+                self.failures += 1;
+                tracing::warn!("sink failed (training continues): {e:#}");
+            }
+        }
+    }
+}
+
+/// Human progress on stderr: one line per epoch with an ETA from the epochs' own durations.
+pub struct ConsoleSink {
+    pub epochs: usize,
+    pub epoch_seconds: f64,
+}
+
+impl Sink for ConsoleSink {
+    fn on_epoch(&mut self, e: &EpochEvent) -> anyhow::Result<()> {
+        let done = e.epoch + 1;
+        self.epoch_seconds += e.seconds;
+        let per = self.epoch_seconds / done as f64;
+        let eta = per * self.epochs.saturating_sub(done) as f64;
+        eprintln!(
+            "epoch {done:>3}/{} train loss {:.4} acc {:.3} | val loss {:.4} acc {:.3} F1 {:.3} | lr {:.2e} | {:.1}s ({:.0} img/s) eta {:.0}s",
+            self.epochs, e.train_loss, e.train_acc, e.val_loss, e.val_acc, e.val_macro_f1, e.lr, e.seconds, e.train_images_per_s, eta
+        );
+        Ok(())
+    }
+}
+
+/// Appends every event as a JSON line to `<run>/events.jsonl` (what the run store ingests).
+pub struct JsonlSink {
+    pub path: PathBuf,
+}
+
+impl JsonlSink {
+    fn write(&self, kind: &str, v: impl Serialize) -> anyhow::Result<()> {
+        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&self.path)?;
+        writeln!(f, "{}", serde_json::json!({"kind": kind, "data": v}))?;
+        Ok(())
+    }
+}
+
+impl Sink for JsonlSink {
+    fn on_start(&mut self, c: &serde_json::Value) -> anyhow::Result<()> {
+        self.write("start", c)
+    }
+    fn on_epoch(&mut self, e: &EpochEvent) -> anyhow::Result<()> {
+        self.write("epoch", e)
+    }
+    fn on_predictions(&mut self, p: &[Prediction]) -> anyhow::Result<()> {
+        self.write("predictions", p)
+    }
+    fn on_checkpoint(&mut self, path: &std::path::Path, best: bool) -> anyhow::Result<()> {
+        self.write("checkpoint", serde_json::json!({"path": path, "best": best}))
+    }
+}

@@ -1,0 +1,126 @@
+//! The classifier engine end to end on a small generated dataset: features cached, loss falls,
+//! checkpoints written and reloadable, metrics consistent, the sink isolation holds.
+
+use std::path::PathBuf;
+use tinycats_data::fixtures::{write_fixture, FixtureSpec};
+use tinycats_data::prepare::{prepare, PrepareOptions};
+use tinycats_train::config::ClassifierConfig;
+use tinycats_train::sink::{EpochEvent, Sink, Sinks};
+
+fn weights() -> Option<PathBuf> {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../data/weights/efficientnet-lite0.safetensors");
+    p.is_file().then_some(p)
+}
+
+struct Recorder(std::sync::Arc<std::sync::Mutex<Vec<EpochEvent>>>);
+impl Sink for Recorder {
+    fn on_epoch(&mut self, e: &EpochEvent) -> anyhow::Result<()> {
+        self.0.lock().unwrap().push(e.clone());
+        Ok(())
+    }
+}
+struct Failing(usize);
+impl Sink for Failing {
+    fn on_epoch(&mut self, _: &EpochEvent) -> anyhow::Result<()> {
+        self.0 += 1;
+        anyhow::bail!("sink broke")
+    }
+}
+
+#[test]
+fn trains_on_fixture_and_reloads() {
+    let Some(w) = weights() else {
+        eprintln!("SKIPPED trains_on_fixture_and_reloads: run scripts/setup.sh for the EfficientNet-Lite0 weights");
+        return;
+    };
+    let t = tempfile::tempdir().unwrap();
+    let mut breeds: Vec<String> = tinycats_data::labels::CAT_BREEDS.iter().map(|s| s.to_string()).collect();
+    breeds.push("beagle".into());
+    write_fixture(&t.path().join("ds"), &FixtureSpec { breeds, per_class: 8, size: 64, quirks: false, seed: 3 }).unwrap();
+    let prep = prepare(&t.path().join("ds"), &PrepareOptions { size: 64, split: [0.5, 0.25, 0.25], ..Default::default() }, &|_, _| {}).unwrap();
+    let overrides = vec![
+        format!("data.cache=\"{}\"", prep.out.display()),
+        format!("model.weights=\"{}\"", w.display()),
+        "model.cut=16".into(),
+        "train.epochs=6".into(),
+        "train.batch_size=16".into(),
+        "optim.lr=0.003".into(),
+        "schedule.warmup_epochs=0".into(),
+        "train.class_weights=\"auto\"".into(),
+    ];
+    let cfg = ClassifierConfig::load("", "test", &overrides).unwrap();
+    let events = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut sinks = Sinks::default();
+    sinks.sinks.push(Box::new(Failing(0)));
+    sinks.sinks.push(Box::new(Recorder(events.clone())));
+    let run = t.path().join("run");
+    let r = tinycats_train::classifier::train(&cfg, &run, &mut sinks, &mut |_, _, _| {}).unwrap();
+    let ev = events.lock().unwrap().clone();
+    assert_eq!(ev.len(), 6, "one epoch event per epoch even though another sink fails");
+    assert_eq!(sinks.failures, 6);
+    assert!(ev[5].train_loss < ev[0].train_loss, "train loss falls: {:?}", ev.iter().map(|e| e.train_loss).collect::<Vec<_>>());
+    // Synthetic classes are easy: the pretrained features separate them.
+    assert!(r.val.accuracy > 0.5, "val acc {}", r.val.accuracy);
+    assert_eq!(r.test.n, prep.counts.values().map(|m| m["test"]).sum::<usize>());
+    assert!(run.join("checkpoints/best.safetensors").is_file());
+    assert!(run.join("result.json").is_file());
+    let kept = std::fs::read_dir(run.join("checkpoints")).unwrap().filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with("epoch-")).count();
+    assert_eq!(kept, 2, "keep_last = 2");
+    // The saved best weights reproduce the reported validation accuracy.
+    let tail = tinycats_train::classifier::load_tail(&r.best_weights, r.cut, 13, r.bn_folded).unwrap();
+    let cache = tinycats_data::cache::Cache::open(&prep.out).unwrap();
+    let fz = tinycats_models::efficientnet::EfficientNetLite0::<tinycats_models::Cpu>::from_pretrained(tinycats_models::weights::TensorMap::read(&w).unwrap(), &Default::default()).unwrap().fold_bn();
+    let feats = tinycats_train::features::load_or_compute(&cache, &fz, &tinycats_train::features::weights_sha(&w).unwrap(), r.cut, 2, 42, &mut |_, _| {}).unwrap();
+    let val = cache.split(tinycats_data::cache::Split::Val);
+    let probs = tinycats_train::classifier::predict_probs(&tail, &feats, &val).unwrap();
+    let labels: Vec<usize> = val.iter().map(|&i| cache.index.entries[i].label).collect();
+    let again = tinycats_train::metrics::report(&probs, &labels, &r.classes);
+    assert!((again.accuracy - r.val.accuracy).abs() < 1e-9);
+    // A wrong class count is refused with a clear message.
+    let e = tinycats_train::classifier::load_tail(&r.best_weights, r.cut, 12, r.bn_folded).unwrap_err().to_string();
+    assert!(e.contains("best.safetensors"), "{e}");
+}
+
+#[test]
+fn cross_validation_keeps_test_out_and_summarises() {
+    let Some(w) = weights() else {
+        eprintln!("SKIPPED cross_validation_keeps_test_out_and_summarises: weights not fetched");
+        return;
+    };
+    let t = tempfile::tempdir().unwrap();
+    let mut breeds: Vec<String> = tinycats_data::labels::CAT_BREEDS.iter().map(|s| s.to_string()).collect();
+    breeds.push("pug".into());
+    write_fixture(&t.path().join("ds"), &FixtureSpec { breeds, per_class: 6, size: 48, quirks: false, seed: 9 }).unwrap();
+    let prep = prepare(&t.path().join("ds"), &PrepareOptions { size: 48, split: [0.5, 0.17, 0.33], ..Default::default() }, &|_, _| {}).unwrap();
+    let overrides = vec![
+        format!("data.cache=\"{}\"", prep.out.display()),
+        format!("model.weights=\"{}\"", w.display()),
+        "model.mode=\"linear-probe\"".into(),
+        "train.epochs=3".into(),
+        "train.batch_size=8".into(),
+        "optim.lr=0.01".into(),
+    ];
+    let cfg = ClassifierConfig::load("", "test", &overrides).unwrap();
+    let cache = tinycats_data::cache::Cache::open(&prep.out).unwrap();
+    let pool: Vec<usize> = cache.split(tinycats_data::cache::Split::Train).into_iter().chain(cache.split(tinycats_data::cache::Split::Val)).collect();
+    let folds = tinycats_train::classifier::stratified_folds(&cache, &pool, 3, 1);
+    for f in 0..3 {
+        assert!(folds.iter().filter(|&&g| g == f).count() >= pool.len() / 3 - 1, "balanced folds");
+    }
+    let run = t.path().join("cv");
+    let cv = tinycats_train::classifier::cross_validate(&cfg, 3, &run, &mut Sinks::default(), &mut |_, _, _| {}).unwrap();
+    assert_eq!(cv.folds.len(), 3);
+    let test_n = cache.split(tinycats_data::cache::Split::Test).len();
+    for (f, r) in cv.folds.iter().enumerate() {
+        assert_eq!(r.test.n, test_n, "every fold is evaluated on the same held-out test split");
+        assert_eq!(r.val.n, folds.iter().filter(|&&g| g == f).count());
+        assert_eq!(r.history.len(), 3);
+        assert!(run.join(format!("fold-{f}/checkpoints/best.safetensors")).is_file());
+    }
+    let mean = cv.folds.iter().map(|r| r.val.accuracy).sum::<f64>() / 3.0;
+    assert!((cv.val_acc_mean - mean).abs() < 1e-12);
+    assert_eq!(cv.ensemble_test.n, test_n);
+    assert!(run.join("cv.json").is_file());
+    let e = tinycats_train::classifier::cross_validate(&cfg, 1, &run, &mut Sinks::default(), &mut |_, _, _| {}).unwrap_err().to_string();
+    assert!(e.contains("folds"), "{e}");
+}
