@@ -13,6 +13,8 @@ use tinycats_data::pixels::{load_square, ResizeMode};
 pub enum BenchCmd {
     /// Decode + resize images/s vs Pillow on the same files and core count.
     Data(DataBench),
+    /// Classifier-tail training step images/s (BN vs frozen BN), optionally vs PyTorch.
+    ClassifierStep(StepBench),
 }
 
 #[derive(Args)]
@@ -40,6 +42,7 @@ pub struct DataBench {
 pub fn run(cmd: BenchCmd) -> Result<ExitCode> {
     match cmd {
         BenchCmd::Data(a) => data(a),
+        BenchCmd::ClassifierStep(a) => classifier_step(a),
     }
 }
 
@@ -96,6 +99,93 @@ fn data(a: DataBench) -> Result<ExitCode> {
         if let Some(p) = out.get("pillow") {
             println!("  Pillow {}: {:>8.0} images/s", p["version"].as_str().unwrap_or("?"), p["images_per_s"].as_f64().unwrap_or(0.0));
             println!("  ratio: {:.2}x", out["ratio_vs_pillow"].as_f64().unwrap_or(0.0));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Args)]
+pub struct StepBench {
+    #[arg(long, default_value_t = 64)]
+    batch: usize,
+    #[arg(long, default_value_t = 10)]
+    steps: usize,
+    /// Threads for burn-flex (rayon) and PyTorch; default: all cores.
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Also run the PyTorch reference (scripts/bench_torch_tail.py) with this interpreter.
+    #[arg(long)]
+    torch: Option<String>,
+    #[arg(long)]
+    json: bool,
+}
+
+/// Training-step throughput of the shipped classifier's tail (block 15 + head + linear on
+/// 192×7×7 features), with BatchNorm and with BN folded/frozen, against PyTorch in the same run.
+pub fn classifier_step(a: StepBench) -> Result<ExitCode> {
+    use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
+    use burn::prelude::*;
+    use tinycats_models::classifier::Tail;
+    use tinycats_models::CpuTrain;
+    let threads = a.threads.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build()?;
+    let mut out = serde_json::json!({"batch": a.batch, "threads": threads, "steps": a.steps});
+    for frozen in [false, true] {
+        let ips = pool.install(|| -> Result<f64> {
+            let dev = Default::default();
+            let m = Tail::<CpuTrain>::new(15, 13, &dev);
+            let mut model = if frozen { m.fold_bn() } else { m };
+            let mut optim = AdamWConfig::new().with_weight_decay(0.05).init::<CpuTrain, Tail<CpuTrain>>();
+            let x = Tensor::<CpuTrain, 4>::random([a.batch, 192, 7, 7], burn::tensor::Distribution::Normal(0.0, 1.0), &dev);
+            let labels: Vec<i64> = (0..a.batch as i64).map(|i| i % 13).collect();
+            let y = Tensor::<CpuTrain, 1, Int>::from_data(TensorData::new(labels, [a.batch]), &dev);
+            let mut run = |n: usize| {
+                for _ in 0..n {
+                    let logits = model.forward(x.clone());
+                    let loss = burn::nn::loss::CrossEntropyLossConfig::new().with_smoothing(Some(0.1)).init(&dev).forward(logits, y.clone());
+                    let g = GradientsParams::from_grads(loss.backward(), &model);
+                    model = optim.step(1e-3, model.clone(), g);
+                }
+            };
+            run(2);
+            let t = Instant::now();
+            run(a.steps);
+            Ok(a.batch as f64 * a.steps as f64 / t.elapsed().as_secs_f64())
+        })?;
+        out[if frozen { "burn_frozen_bn" } else { "burn_bn" }] = serde_json::json!({"images_per_s": ips});
+    }
+    if let Some(py) = &a.torch {
+        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/bench_torch_tail.py");
+        let script = if script.is_file() { script } else { PathBuf::from("scripts/bench_torch_tail.py") };
+        let o = std::process::Command::new(py)
+            .arg(&script)
+            .args(["--batch", &a.batch.to_string(), "--steps", &a.steps.to_string(), "--threads", &threads.to_string()])
+            .output()
+            .with_context(|| format!("cannot run {py} {}", script.display()))?;
+        if !o.status.success() {
+            bail!("PyTorch reference failed: {}", String::from_utf8_lossy(&o.stderr));
+        }
+        for line in String::from_utf8_lossy(&o.stdout).lines() {
+            let v: serde_json::Value = serde_json::from_str(line)?;
+            let key = format!("torch_{}", v["variant"].as_str().unwrap_or("?"));
+            out[&key] = v;
+        }
+        for (b, t) in [("burn_bn", "torch_bn"), ("burn_frozen_bn", "torch_frozen_bn")] {
+            let r = out[b]["images_per_s"].as_f64().unwrap_or(0.0) / out[t]["images_per_s"].as_f64().unwrap_or(f64::MAX);
+            out[format!("ratio_{b}_vs_{t}")] = serde_json::json!(r);
+        }
+    }
+    if a.json {
+        println!("{out}");
+    } else {
+        println!("classifier tail training step, batch {}, {} thread(s), fp32:", a.batch, threads);
+        for k in ["burn_bn", "burn_frozen_bn", "torch_bn", "torch_frozen_bn"] {
+            if let Some(v) = out.get(k) {
+                println!("  {k:<16} {:>8.1} images/s", v["images_per_s"].as_f64().unwrap_or(0.0));
+            }
+        }
+        for (k, v) in out.as_object().into_iter().flatten().filter(|(k, _)| k.starts_with("ratio")) {
+            println!("  {k}: {:.2}x", v.as_f64().unwrap_or(0.0));
         }
     }
     Ok(ExitCode::SUCCESS)
