@@ -1,14 +1,11 @@
 #!/usr/bin/env bash
-# The main job, one command: set up, build, and bring the shared Oxford-IIIT Pet subset into a
-# verified, prepared training cache under data/. (Training, the studio server and the web app
-# are added to this script as they land; see the issues.)
+# The main job, one command: set up, build, prepare the shared Oxford-IIIT Pet subset under
+# data/pets, and classify a few real photos with the shipped classifier. (The studio server and
+# the web app join this script as they land; see the issues.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 cargo build --release --locked -p tinycats-cli
-TC=target/release/tinycats
-SRC=${TINYCATS_DATA:-../shared/data/oxford-pets-subset}
-$TC data import "$SRC" --dest data/pets
-$TC data verify data/pets
-$TC data prepare data/pets --size 128
-$TC data stats data/pets
+bash scripts/data.sh 128 224
+target/release/tinycats data stats data/pets
+target/release/tinycats predict data/pets/images/{Bengal_1,Persian_1,Siamese_5,Egyptian_Mau_1}.jpg --top 3

@@ -6,10 +6,7 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 cargo build --release --locked -p tinycats-cli
 TC=target/release/tinycats
-SRC=${TINYCATS_DATA:-../shared/data/oxford-pets-subset}
-$TC data import "$SRC" --dest data/pets
-$TC data verify data/pets
-$TC data prepare data/pets --size 224
+bash scripts/data.sh 224
 RUN=${RUN:-runs/classifier-$(date +%s)}
 $TC train classifier --config configs/classifier.toml --run-dir "$RUN"
 $TC ship --run "$RUN" --out models/classifier

@@ -101,6 +101,12 @@ pub struct ClassifierArgs {
     /// Run folder (default runs/classifier-<unix time>).
     #[arg(long)]
     run_dir: Option<PathBuf>,
+    /// Continue the run in --run-dir from its last completed epoch (its saved config is used).
+    #[arg(long, requires = "run_dir")]
+    resume: bool,
+    /// Stop after this many epochs in this call (train in chunks; continue with --resume).
+    #[arg(long)]
+    epochs_this_run: Option<usize>,
     /// k-fold cross-validation over train ∪ val instead of one run (test stays held out).
     #[arg(long, default_value_t = 0)]
     folds: usize,
@@ -122,31 +128,38 @@ pub fn git_commit() -> String {
 pub fn run(cmd: TrainCmd) -> Result<ExitCode> {
     match cmd {
         TrainCmd::Classifier(a) => {
-            let (text, source) = match &a.config {
+            let config_path = if a.resume { a.run_dir.as_ref().map(|d| d.join("config.toml")) } else { a.config.clone() };
+            let (text, source) = match &config_path {
                 Some(p) => (std::fs::read_to_string(p).with_context(|| format!("cannot read config {}", p.display()))?, p.display().to_string()),
                 None => (String::new(), "defaults".to_string()),
             };
+            if a.resume && !a.set.is_empty() {
+                anyhow::bail!("--resume continues with the run's saved config; --set cannot change it");
+            }
             let cfg = ClassifierConfig::load(&text, &source, &a.set)?;
             let run_dir = a.run_dir.unwrap_or_else(|| {
                 let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
                 PathBuf::from(format!("runs/classifier-{t}"))
             });
             std::fs::create_dir_all(&run_dir).with_context(|| format!("cannot create {}", run_dir.display()))?;
-            std::fs::write(run_dir.join("config.toml"), toml::to_string(&cfg)?)?;
-            let cache_index = tinycats_data::cache::Cache::open(&cfg.data.cache)?;
-            let run_meta = serde_json::json!({"git_commit": git_commit(), "split_hash": cache_index.index.split_hash(), "config_source": source, "overrides": a.set});
-            drop(cache_index);
-            std::fs::write(run_dir.join("run.json"), serde_json::to_vec_pretty(&run_meta)?)?;
+            if !a.resume {
+                tinycats_data::hashing::write_atomic(&run_dir.join("config.toml"), toml::to_string(&cfg)?.as_bytes())?;
+                let cache_index = tinycats_data::cache::Cache::open(&cfg.data.cache)?;
+                let run_meta = serde_json::json!({"git_commit": git_commit(), "split_hash": cache_index.index.split_hash(), "config_source": source, "overrides": a.set});
+                drop(cache_index);
+                tinycats_data::hashing::write_atomic(&run_dir.join("run.json"), &serde_json::to_vec_pretty(&run_meta)?)?;
+            }
             let mut sinks = Sinks::default();
             sinks.sinks.push(Box::new(ConsoleSink { epochs: cfg.train.epochs, epoch_seconds: 0.0 }));
             sinks.sinks.push(Box::new(JsonlSink { path: run_dir.join("events.jsonl") }));
             let pb = progress::bar(0, "");
+            let mut report = |what: &str, k: usize, n: usize| {
+                pb.set_message(what.to_string());
+                pb.set_length(n as u64);
+                pb.set_position(k as u64);
+            };
             if a.folds > 0 {
-                let cv = tinycats_train::classifier::cross_validate(&cfg, a.folds, &run_dir, &mut sinks, &mut |what, k, n| {
-                    pb.set_message(what.to_string());
-                    pb.set_length(n as u64);
-                    pb.set_position(k as u64);
-                })?;
+                let cv = tinycats_train::classifier::cross_validate(&cfg, a.folds, &run_dir, &mut sinks, &mut report)?;
                 pb.finish_and_clear();
                 if a.json {
                     println!("{}", serde_json::to_string(&cv)?);
@@ -163,11 +176,8 @@ pub fn run(cmd: TrainCmd) -> Result<ExitCode> {
                 }
                 return Ok(ExitCode::SUCCESS);
             }
-            let r = tinycats_train::classifier::train(&cfg, &run_dir, &mut sinks, &mut |what, k, n| {
-                pb.set_message(what.to_string());
-                pb.set_length(n as u64);
-                pb.set_position(k as u64);
-            })?;
+            let opts = tinycats_train::classifier::FitOptions { resume: a.resume, stop_after_epochs: a.epochs_this_run };
+            let r = tinycats_train::classifier::train_with(&cfg, &run_dir, &mut sinks, &mut report, &opts)?;
             pb.finish_and_clear();
             if a.json {
                 println!("{}", serde_json::to_string(&r)?);

@@ -173,3 +173,76 @@ fn predict_with_shipped_model() {
     assert!(right >= 5, "top-1 right on {right}/6: {lines:?}");
     assert!(lines[6]["error"].as_str().unwrap().contains("cannot decode"), "{}", lines[6]);
 }
+
+/// A training run killed with SIGKILL mid-run and continued with `--resume` ends with exactly the
+/// weights of an uninterrupted run (CPU, fixed seed). Chunked training (`--epochs-this-run`) too.
+#[test]
+fn sigkill_then_resume_matches_uninterrupted() {
+    let weights = repo().join("data/weights/efficientnet-lite0.safetensors");
+    if !weights.is_file() {
+        eprintln!("SKIPPED sigkill_then_resume_matches_uninterrupted: run scripts/setup.sh for the weights");
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let s = |p: &Path| p.to_string_lossy().to_string();
+    let ds = t.path().join("ds");
+    assert!(tc(&["data", "fixture", &s(&ds), "--breeds", "all-cats", "--per-class", "12", "--size", "48", "--no-quirks"]).status.success());
+    let p = ok_json(&["data", "prepare", &s(&ds), "--size", "48", "--json"]);
+    let cache = p["out"].as_str().unwrap().to_string();
+    let sets = [
+        format!("data.cache=\"{cache}\""),
+        format!("model.weights=\"{}\"", weights.display()),
+        "model.cut=16".to_string(),
+        "train.epochs=10".to_string(),
+        "train.batch_size=8".to_string(),
+        "model.dropout=0.3".to_string(),
+    ];
+    let train = |run: &Path, extra: &[&str]| -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_tinycats"));
+        c.args(["train", "classifier", "--run-dir", &s(run)]);
+        if !extra.contains(&"--resume") {
+            for kv in &sets {
+                c.args(["--set", kv]);
+            }
+        }
+        c.args(extra);
+        c
+    };
+    let full = t.path().join("full");
+    let o = train(&full, &[]).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+
+    let killed = t.path().join("killed");
+    let mut child = train(&killed, &[]).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
+    let state = killed.join("checkpoints/state.json");
+    let start = std::time::Instant::now();
+    while !state.exists() && start.elapsed().as_secs() < 120 {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    assert!(state.exists(), "no checkpoint was written before the kill");
+    let o = train(&killed, &["--resume"]).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+
+    let chunked = t.path().join("chunked");
+    assert!(train(&chunked, &["--epochs-this-run", "4"]).output().unwrap().status.success());
+    let st: serde_json::Value = serde_json::from_slice(&std::fs::read(chunked.join("checkpoints/state.json")).unwrap()).unwrap();
+    assert_eq!(st["epoch"], 3, "first chunk stops after 4 epochs");
+    assert!(train(&chunked, &["--resume"]).output().unwrap().status.success());
+
+    // Compare tensors, not bytes: the safetensors header's key order is not stable.
+    let last = |run: &Path| tinycats_models::weights::TensorMap::read(&run.join("checkpoints/epoch-0009.safetensors")).unwrap().map;
+    assert!(last(&full) == last(&killed), "resumed-after-SIGKILL weights differ from the uninterrupted run");
+    assert!(last(&full) == last(&chunked), "chunked weights differ from the uninterrupted run");
+    let hist = |run: &Path| -> Vec<f64> {
+        let r: serde_json::Value = serde_json::from_slice(&std::fs::read(run.join("result.json")).unwrap()).unwrap();
+        r["history"].as_array().unwrap().iter().map(|e| e["val_loss"].as_f64().unwrap()).collect()
+    };
+    assert_eq!(hist(&full), hist(&killed));
+    assert_eq!(hist(&full).len(), 10);
+    // Resuming a folder with no checkpoint is a clear error.
+    let o = train(&t.path().join("nothing"), &["--resume"]).output().unwrap();
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("config.toml"), "{}", String::from_utf8_lossy(&o.stderr));
+}

@@ -44,6 +44,48 @@ pub struct FitResult {
     pub split_hash: String,
 }
 
+/// How one call of `fit` runs: resume from the run folder's last epoch checkpoint, and/or stop
+/// after a number of epochs (training in chunks: the next call resumes).
+#[derive(Debug, Clone, Default)]
+pub struct FitOptions {
+    pub resume: bool,
+    pub stop_after_epochs: Option<usize>,
+}
+
+/// Everything besides weights and optimizer moments that the loop carries across epochs.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+struct LoopState {
+    /// Last completed epoch.
+    epoch: usize,
+    step: usize,
+    best_epoch: usize,
+    best_metric: f64,
+    since_best: usize,
+    plateau: (f64, f64, usize),
+    history: Vec<EpochEvent>,
+    stopped_early: bool,
+}
+
+type Rec = burn::record::NamedMpkBytesRecorder<burn::record::FullPrecisionSettings>;
+
+/// Writes the resume checkpoint of `epoch`: model and optimizer records (with parameter ids, so
+/// the optimizer state re-attaches), then `state.json` last, which names the epoch — a crash at
+/// any point leaves the previous complete checkpoint in charge.
+fn save_resume<O: Optimizer<Tail<CpuTrain>, CpuTrain>>(dir: &Path, model: &Tail<CpuTrain>, optim: &O, st: &LoopState) -> Result<()> {
+    use burn::record::Recorder;
+    let m = Recorder::<CpuTrain>::record(&Rec::default(), model.clone().into_record(), ()).map_err(|e| anyhow!("{e:?}"))?;
+    let o = Recorder::<CpuTrain>::record(&Rec::default(), optim.to_record(), ()).map_err(|e| anyhow!("{e:?}"))?;
+    tinycats_data::hashing::write_atomic(&dir.join(format!("resume-{:04}.model.mpk", st.epoch)), &m)?;
+    tinycats_data::hashing::write_atomic(&dir.join(format!("resume-{:04}.optim.mpk", st.epoch)), &o)?;
+    tinycats_data::hashing::write_atomic(&dir.join("state.json"), &serde_json::to_vec(st)?)?;
+    if st.epoch > 0 {
+        for ext in ["model", "optim"] {
+            let _ = std::fs::remove_file(dir.join(format!("resume-{:04}.{ext}.mpk", st.epoch - 1)));
+        }
+    }
+    Ok(())
+}
+
 pub fn cut_of(cfg: &ClassifierConfig) -> usize {
     if cfg.model.mode == "linear-probe" { POOLED } else { cfg.model.cut }
 }
@@ -130,9 +172,14 @@ pub fn load_data(cfg: &ClassifierConfig, progress: &mut dyn FnMut(&str, usize, u
 
 /// Trains on the prepared split (train / val), evaluates the best weights on test.
 pub fn train(cfg: &ClassifierConfig, run_dir: &Path, sinks: &mut Sinks, progress: &mut dyn FnMut(&str, usize, usize)) -> Result<FitResult> {
+    train_with(cfg, run_dir, sinks, progress, &FitOptions::default())
+}
+
+/// `train` with resume / chunking options.
+pub fn train_with(cfg: &ClassifierConfig, run_dir: &Path, sinks: &mut Sinks, progress: &mut dyn FnMut(&str, usize, usize), opts: &FitOptions) -> Result<FitResult> {
     let (cache, feats, feature_seconds) = load_data(cfg, progress)?;
     let split = [cache.split(Split::Train), cache.split(Split::Val), cache.split(Split::Test)];
-    let mut r = fit(cfg, &cache, &feats, &split, run_dir, sinks, progress)?;
+    let mut r = fit(cfg, &cache, &feats, &split, run_dir, sinks, progress, opts)?;
     r.feature_seconds = feature_seconds;
     tinycats_data::hashing::write_atomic(&run_dir.join("result.json"), &serde_json::to_vec_pretty(&r)?)?;
     Ok(r)
@@ -147,6 +194,7 @@ pub fn fit(
     run_dir: &Path,
     sinks: &mut Sinks,
     progress: &mut dyn FnMut(&str, usize, usize),
+    opts: &FitOptions,
 ) -> Result<FitResult> {
     let classes = cache.index.classes.clone();
     let c = classes.len();
@@ -199,10 +247,38 @@ pub fn fit(
         }
         (0..4).flat_map(|k| by_class.iter().filter_map(move |v| v.get(k).copied())).take(24).collect()
     };
+    let ckpt_dir = run_dir.join("checkpoints");
+    let mut first_epoch = 0;
+    if opts.resume {
+        use burn::record::Recorder;
+        let sp = ckpt_dir.join("state.json");
+        let st: LoopState = serde_json::from_slice(&std::fs::read(&sp).with_context(|| format!("--resume: no checkpoint in {} ({} missing)", run_dir.display(), sp.display()))?)
+            .with_context(|| format!("{} is damaged", sp.display()))?;
+        let read = |ext: &str| {
+            let p = ckpt_dir.join(format!("resume-{:04}.{ext}.mpk", st.epoch));
+            std::fs::read(&p).with_context(|| format!("--resume: cannot read {}", p.display()))
+        };
+        let mrec = Recorder::<CpuTrain>::load(&Rec::default(), read("model")?, &tdev).map_err(|e| anyhow!("--resume: model checkpoint: {e:?}"))?;
+        let orec = Recorder::<CpuTrain>::load(&Rec::default(), read("optim")?, &tdev).map_err(|e| anyhow!("--resume: optimizer checkpoint: {e:?}"))?;
+        model = model.load_record(mrec);
+        optim = optim.load_record(orec);
+        step = st.step;
+        best = (st.best_epoch, st.best_metric);
+        since_best = st.since_best;
+        plateau = st.plateau;
+        history = st.history;
+        first_epoch = st.epoch + 1;
+        if st.stopped_early {
+            first_epoch = cfg.train.epochs;
+        }
+    }
     let t_train = Instant::now();
-    let mut epochs_run = 0;
-    for epoch in 0..cfg.train.epochs {
+    let mut epochs_run = first_epoch;
+    let last_epoch = opts.stop_after_epochs.map(|k| (first_epoch + k).min(cfg.train.epochs)).unwrap_or(cfg.train.epochs);
+    for epoch in first_epoch..last_epoch {
         let te = Instant::now();
+        // Dropout masks come from the backend RNG: reseed per epoch so a resumed epoch repeats exactly.
+        <CpuTrain as Backend>::seed(&tdev, cfg.train.seed ^ (epoch as u64 + 1).wrapping_mul(0x51_7CC1_B727_220A));
         let mut rng = ChaCha8Rng::seed_from_u64(cfg.train.seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9));
         let mut order = train_idx.clone();
         order.shuffle(&mut rng);
@@ -301,7 +377,10 @@ pub fn fit(
                 }
             }
         }
-        if cfg.early_stopping.patience > 0 && since_best >= cfg.early_stopping.patience {
+        let stop = cfg.early_stopping.patience > 0 && since_best >= cfg.early_stopping.patience;
+        let st = LoopState { epoch, step, best_epoch: best.0, best_metric: best.1, since_best, plateau, history: history.clone(), stopped_early: stop };
+        save_resume(&ckpt_dir, &model, &optim, &st)?;
+        if stop {
             tracing::info!("early stopping at epoch {epoch}: {metric} has not improved for {since_best} epochs");
             break;
         }
@@ -377,7 +456,7 @@ pub fn cross_validate(cfg: &ClassifierConfig, k: usize, run_dir: &Path, sinks: &
         let tr: Vec<usize> = pool.iter().zip(&fold_of).filter(|(_, &g)| g != f).map(|(&i, _)| i).collect();
         let va: Vec<usize> = pool.iter().zip(&fold_of).filter(|(_, &g)| g == f).map(|(&i, _)| i).collect();
         let dir = run_dir.join(format!("fold-{f}"));
-        let r = fit(cfg, &cache, &feats, &[tr, va, test.clone()], &dir, sinks, progress)?;
+        let r = fit(cfg, &cache, &feats, &[tr, va, test.clone()], &dir, sinks, progress, &FitOptions::default())?;
         let m = load_tail(&r.best_weights, r.cut, cache.index.classes.len(), r.bn_folded)?;
         for (e, p) in ens.iter_mut().zip(predict_probs(&m, &feats, &test)?) {
             *e += p / k as f32;

@@ -1,7 +1,7 @@
 //! How the training loop reports: every event goes to each sink in turn. A sink that fails is
 //! logged and counted; it never stops training.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -13,7 +13,7 @@ pub struct StepEvent {
     pub lr: f64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EpochEvent {
     pub epoch: usize,
     pub step: usize,
