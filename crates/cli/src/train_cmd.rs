@@ -47,8 +47,8 @@ pub fn ship(a: ShipArgs) -> Result<ExitCode> {
         run_id: run_id.clone(),
     };
     std::fs::create_dir_all(&a.out).with_context(|| format!("cannot create {}", a.out.display()))?;
-    let weights = std::fs::read(a.run.join("checkpoints/best.safetensors")).context("run has no best checkpoint")?;
-    tinycats_data::hashing::write_atomic(&a.out.join("tail.safetensors"), &weights)?;
+    let weights = tinycats_models::weights::read_sharded(&a.run.join("checkpoints/best.safetensors")).context("run has no best checkpoint")?;
+    tinycats_models::weights::write_sharded(&a.out.join("tail.safetensors"), &weights, tinycats_models::weights::SHARD_LIMIT, &|p, b| tinycats_data::hashing::write_atomic(p, b))?;
     tinycats_data::hashing::write_atomic(&a.out.join("model.json"), &serde_json::to_vec_pretty(&manifest)?)?;
     let test = &result["test"];
     let mut card = format!(
@@ -174,6 +174,11 @@ pub fn run(cmd: TrainCmd) -> Result<ExitCode> {
                         100.0 * cv.ensemble_test.accuracy
                     );
                 }
+                return Ok(ExitCode::SUCCESS);
+            }
+            if cfg.model.mode == "scratch" {
+                let r = tinycats_train::scratch::train_scratch(&cfg, cfg.model.width, &run_dir, &mut sinks)?;
+                println!("from-scratch CNN: best epoch {}, test top-1 {:.2}% macro-F1 {:.3} on {} images", r.best_epoch + 1, 100.0 * r.test.accuracy, r.test.macro_f1, r.test.n);
                 return Ok(ExitCode::SUCCESS);
             }
             let opts = tinycats_train::classifier::FitOptions { resume: a.resume, stop_after_epochs: a.epochs_this_run };

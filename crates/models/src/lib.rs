@@ -2,6 +2,7 @@
 //! weights come in as a name → tensor map (see `weights`), images as tensors.
 
 pub mod classifier;
+pub mod cnn;
 pub mod efficientnet;
 pub mod weights;
 

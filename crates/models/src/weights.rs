@@ -75,3 +75,135 @@ impl TensorMap {
         Ok(safetensors::serialize(views, &metadata)?)
     }
 }
+
+/// Largest file a checkpoint writes (the device tool returns files up to 16 MiB; small files are
+/// also kinder to git and HTTP).
+pub const SHARD_LIMIT: usize = 16 * 1024 * 1024;
+
+fn index_path(path: &Path) -> std::path::PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(".index.json");
+    s.into()
+}
+
+/// Writes a safetensors file, or — when it would exceed `limit` bytes — shards named
+/// `<stem>-00001-of-0000N.safetensors` plus `<path>.index.json` (the Hugging Face layout:
+/// `{"metadata": {...}, "weight_map": {tensor: shard}}`). Returns the files written.
+pub fn write_sharded(path: &Path, bytes: &[u8], limit: usize, write: &dyn Fn(&Path, &[u8]) -> Result<()>) -> Result<Vec<std::path::PathBuf>> {
+    if bytes.len() <= limit {
+        write(path, bytes)?;
+        let _ = std::fs::remove_file(index_path(path));
+        return Ok(vec![path.to_path_buf()]);
+    }
+    let st = safetensors::SafeTensors::deserialize(bytes).context("not a safetensors buffer")?;
+    let (_, meta) = safetensors::SafeTensors::read_metadata(bytes).context("bad safetensors header")?;
+    let metadata = meta.metadata().clone();
+    let mut names: Vec<String> = st.names().into_iter().cloned().collect();
+    names.sort();
+    // Greedy packing in name order; header overhead is small next to 16 MiB.
+    let mut groups: Vec<Vec<String>> = vec![vec![]];
+    let mut size = 0usize;
+    for n in names {
+        let len = st.tensor(&n)?.data().len();
+        if len + 4096 > limit {
+            bail!("tensor `{n}` alone is {len} bytes, over the {limit}-byte shard limit");
+        }
+        if size + len + 4096 > limit && !groups.last().is_some_and(|g| g.is_empty()) {
+            groups.push(vec![]);
+            size = 0;
+        }
+        size += len;
+        groups.last_mut().expect("non-empty").push(n);
+    }
+    let stem = path.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_else(|| "model".into());
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let total = groups.len();
+    let mut files = Vec::new();
+    let mut weight_map = BTreeMap::new();
+    for (i, g) in groups.iter().enumerate() {
+        let name = format!("{stem}-{:05}-of-{total:05}.safetensors", i + 1);
+        let views: Vec<(String, safetensors::tensor::TensorView)> = g.iter().map(|n| Ok((n.clone(), st.tensor(n)?))).collect::<Result<_, safetensors::SafeTensorError>>()?;
+        let shard = safetensors::serialize(views, &metadata)?;
+        write(&dir.join(&name), &shard)?;
+        for n in g {
+            weight_map.insert(n.clone(), name.clone());
+        }
+        files.push(dir.join(name));
+    }
+    let index = serde_json::json!({"metadata": metadata, "weight_map": weight_map});
+    write(&index_path(path), &serde_json::to_vec_pretty(&index)?)?;
+    let _ = std::fs::remove_file(path); // a stale unsharded file must not shadow the shards
+    files.push(index_path(path));
+    Ok(files)
+}
+
+/// Reads what `write_sharded` wrote (one file, or the index and its shards) back into one buffer.
+pub fn read_sharded(path: &Path) -> Result<Vec<u8>> {
+    if path.is_file() {
+        return std::fs::read(path).with_context(|| format!("cannot read {}", path.display()));
+    }
+    let ip = index_path(path);
+    let index: serde_json::Value = serde_json::from_slice(&std::fs::read(&ip).with_context(|| format!("neither {} nor {} exists", path.display(), ip.display()))?)
+        .with_context(|| format!("{} is not a valid shard index", ip.display()))?;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let map = index["weight_map"].as_object().with_context(|| format!("{}: no `weight_map`", ip.display()))?;
+    let mut shards: Vec<&str> = map.values().filter_map(|v| v.as_str()).collect();
+    shards.sort();
+    shards.dedup();
+    let mut raw: Vec<(String, Vec<u8>, Vec<usize>, safetensors::Dtype)> = Vec::new();
+    for s in shards {
+        if s.contains('/') || s.contains("..") {
+            bail!("{}: shard name `{s}` is not a plain file name", ip.display());
+        }
+        let bytes = std::fs::read(dir.join(s)).with_context(|| format!("missing shard {}", dir.join(s).display()))?;
+        let st = safetensors::SafeTensors::deserialize(&bytes).with_context(|| format!("{s}: not a safetensors file"))?;
+        for (n, v) in st.tensors() {
+            raw.push((n, v.data().to_vec(), v.shape().to_vec(), v.dtype()));
+        }
+    }
+    if raw.len() != map.len() {
+        bail!("{}: index lists {} tensors, shards hold {}", ip.display(), map.len(), raw.len());
+    }
+    let metadata: Option<std::collections::HashMap<String, String>> = serde_json::from_value(index["metadata"].clone()).ok();
+    let views: Vec<(String, safetensors::tensor::TensorView)> = raw
+        .iter()
+        .map(|(n, b, s, d)| Ok((n.clone(), safetensors::tensor::TensorView::new(*d, s.clone(), b)?)))
+        .collect::<Result<_, safetensors::SafeTensorError>>()?;
+    Ok(safetensors::serialize(views, &metadata)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shards_stay_under_the_limit_and_round_trip() {
+        let mut m = TensorMap::default();
+        for i in 0..10 {
+            m.insert(format!("layer{i}.weight"), vec![100, 10], (0..1000).map(|v| (v + i) as f32).collect());
+        }
+        let bytes = m.to_bytes(Some([("k".to_string(), "v".to_string())].into())).unwrap();
+        let t = std::env::temp_dir().join(format!("tc-shard-{}", std::process::id()));
+        std::fs::create_dir_all(&t).unwrap();
+        let path = t.join("model.safetensors");
+        let write = |p: &Path, b: &[u8]| -> Result<()> { Ok(std::fs::write(p, b)?) };
+        let files = write_sharded(&path, &bytes, 12_000, &write).unwrap();
+        assert!(files.len() > 3, "{files:?}");
+        for f in &files[..files.len() - 1] {
+            assert!(std::fs::metadata(f).unwrap().len() <= 12_000, "{}", f.display());
+        }
+        let back = TensorMap::from_bytes(&read_sharded(&path).unwrap(), "shards").unwrap();
+        assert_eq!(back.map, m.map);
+        // Small enough → one plain file, and the stale index is gone.
+        let one = write_sharded(&path, &bytes, 1 << 20, &write).unwrap();
+        assert_eq!(one, vec![path.clone()]);
+        assert!(!index_path(&path).exists());
+        assert_eq!(read_sharded(&path).unwrap(), bytes);
+        // A missing shard is named.
+        write_sharded(&path, &bytes, 12_000, &write).unwrap();
+        std::fs::remove_file(t.join("model-00002-of-00010.safetensors")).ok();
+        let e = format!("{:#}", read_sharded(&path).unwrap_err());
+        assert!(e.contains("missing shard"), "{e}");
+        std::fs::remove_dir_all(&t).ok();
+    }
+}

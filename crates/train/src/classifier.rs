@@ -91,7 +91,7 @@ pub fn cut_of(cfg: &ClassifierConfig) -> usize {
 }
 
 /// Label-smoothed, class-weighted cross-entropy (weighted mean over the batch).
-fn loss_fn<B: Backend>(logits: Tensor<B, 2>, labels: &[usize], weights: &[f32], smoothing: f64) -> Tensor<B, 1> {
+pub fn loss_fn<B: Backend>(logits: Tensor<B, 2>, labels: &[usize], weights: &[f32], smoothing: f64) -> Tensor<B, 1> {
     let [n, c] = logits.dims();
     let dev = logits.device();
     let off = smoothing as f32 / c as f32;
@@ -136,14 +136,15 @@ pub fn save_tail(model: &Tail<Cpu>, path: &Path, meta: &[(&str, String)]) -> Res
     }
     model.save_into(&mut store).map_err(|e| anyhow!("cannot serialise weights: {e:?}"))?;
     let bytes = store.get_bytes().map_err(|e| anyhow!("cannot serialise weights: {e:?}"))?;
-    tinycats_data::hashing::write_atomic(path, &bytes)
+    tinycats_models::weights::write_sharded(path, &bytes, tinycats_models::weights::SHARD_LIMIT, &|p, b| tinycats_data::hashing::write_atomic(p, b))?;
+    Ok(())
 }
 
 pub fn load_tail(path: &Path, cut: usize, classes: usize, bn_folded: bool) -> Result<Tail<Cpu>> {
     let dev = Default::default();
     let fresh = Tail::<Cpu>::new(cut, classes, &dev);
     let mut model = if bn_folded { fresh.fold_bn() } else { fresh };
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read model {}", path.display()))?;
+    let bytes = tinycats_models::weights::read_sharded(path).with_context(|| format!("cannot read model {}", path.display()))?;
     let mut store = SafetensorsStore::from_bytes(Some(bytes));
     let r = model.load_from(&mut store).map_err(|e| anyhow!("{}: {e:?}", path.display()))?;
     if !r.errors.is_empty() || !r.missing.is_empty() || !r.unused.is_empty() {

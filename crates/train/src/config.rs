@@ -25,10 +25,13 @@ pub struct ModelConfig {
     /// efficientnet-lite0
     pub kind: String,
     /// linear-probe (pooled features → linear) | tail (train blocks cut..16 + head + linear)
+    /// | scratch (the small ResNet-style CNN from random weights, on augmented pixels)
     pub mode: String,
     /// First trainable block for mode = tail (0..=16; 16 = head conv + linear only).
     pub cut: usize,
     pub dropout: f64,
+    /// scratch: channels of the first stage (doubling per stage).
+    pub width: usize,
     /// Fold BatchNorm into the convolutions and keep its statistics frozen while training.
     pub freeze_bn: bool,
     /// ImageNet weights (made by scripts/setup.sh).
@@ -42,6 +45,7 @@ impl Default for ModelConfig {
             mode: "tail".into(),
             cut: 15,
             dropout: 0.2,
+            width: 32,
             freeze_bn: true,
             weights: PathBuf::from("data/weights/efficientnet-lite0.safetensors"),
         }
@@ -175,7 +179,8 @@ impl ClassifierConfig {
 
     pub fn validate(&self) -> Result<()> {
         one_of("model.kind", &self.model.kind, &["efficientnet-lite0"])?;
-        one_of("model.mode", &self.model.mode, &["linear-probe", "tail"])?;
+        one_of("model.mode", &self.model.mode, &["linear-probe", "tail", "scratch"])?;
+        range("model.width", self.model.width as f64, 4.0, 256.0)?;
         range("model.cut", self.model.cut as f64, 0.0, 16.0)?;
         range("model.dropout", self.model.dropout, 0.0, 0.9)?;
         range("features.views", self.features.views as f64, 1.0, 16.0)?;

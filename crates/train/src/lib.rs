@@ -7,4 +7,5 @@ pub mod features;
 pub mod metrics;
 pub mod predictor;
 pub mod schedule;
+pub mod scratch;
 pub mod sink;
