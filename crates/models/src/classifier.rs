@@ -56,6 +56,20 @@ impl<B: Backend> Tail<B> {
         }
     }
 
+    /// Staged unfreezing: the pretrained blocks (not the head or the new linear layer) stop or
+    /// start receiving gradients.
+    pub fn set_blocks_trainable(mut self, trainable: bool) -> Self {
+        struct SetGrad(bool);
+        impl<B: Backend> burn::module::ModuleMapper<B> for SetGrad {
+            fn map_float<const D: usize>(&mut self, param: burn::module::Param<Tensor<B, D>>) -> burn::module::Param<Tensor<B, D>> {
+                let (id, tensor, mapper) = param.consume();
+                burn::module::Param::from_mapped_value(id, tensor.set_require_grad(self.0), mapper)
+            }
+        }
+        self.blocks = self.blocks.map(&mut SetGrad(trainable));
+        self
+    }
+
     pub fn pooled(&self, h: Tensor<B, 4>) -> Tensor<B, 2> {
         let mut h = h;
         for b in &self.blocks {

@@ -278,6 +278,9 @@ pub fn fit(
     let last_epoch = opts.stop_after_epochs.map(|k| (first_epoch + k).min(cfg.train.epochs)).unwrap_or(cfg.train.epochs);
     for epoch in first_epoch..last_epoch {
         let te = Instant::now();
+        if cfg.model.unfreeze_epoch > 0 {
+            model = model.set_blocks_trainable(epoch >= cfg.model.unfreeze_epoch);
+        }
         // Dropout masks come from the backend RNG: reseed per epoch so a resumed epoch repeats exactly.
         <CpuTrain as Backend>::seed(&tdev, cfg.train.seed ^ (epoch as u64 + 1).wrapping_mul(0x51_7CC1_B727_220A));
         let mut rng = ChaCha8Rng::seed_from_u64(cfg.train.seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9));

@@ -30,6 +30,9 @@ pub struct ModelConfig {
     /// First trainable block for mode = tail (0..=16; 16 = head conv + linear only).
     pub cut: usize,
     pub dropout: f64,
+    /// Staged unfreezing: the pretrained blocks train only from this epoch on (0 = from the start);
+    /// the head conv and the linear layer always train.
+    pub unfreeze_epoch: usize,
     /// scratch: channels of the first stage (doubling per stage).
     pub width: usize,
     /// Fold BatchNorm into the convolutions and keep its statistics frozen while training.
@@ -45,6 +48,7 @@ impl Default for ModelConfig {
             mode: "tail".into(),
             cut: 15,
             dropout: 0.2,
+            unfreeze_epoch: 0,
             width: 32,
             freeze_bn: true,
             weights: PathBuf::from("data/weights/efficientnet-lite0.safetensors"),

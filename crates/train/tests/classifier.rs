@@ -150,3 +150,38 @@ fn from_scratch_cnn_learns_fixture_classes() {
     assert!(r.val.accuracy > 0.3, "val acc {}", r.val.accuracy);
     assert!(run.join("result.json").is_file());
 }
+
+#[test]
+fn staged_unfreezing_keeps_blocks_frozen_then_trains_them() {
+    let Some(w) = weights() else {
+        eprintln!("SKIPPED staged_unfreezing_keeps_blocks_frozen_then_trains_them: weights not fetched");
+        return;
+    };
+    let t = tempfile::tempdir().unwrap();
+    let mut breeds: Vec<String> = tinycats_data::labels::CAT_BREEDS.iter().map(|s| s.to_string()).collect();
+    breeds.push("pug".into());
+    write_fixture(&t.path().join("ds"), &FixtureSpec { breeds, per_class: 4, size: 64, quirks: false, seed: 11 }).unwrap();
+    let prep = prepare(&t.path().join("ds"), &PrepareOptions { size: 64, split: [0.5, 0.25, 0.25], ..Default::default() }, &|_, _| {}).unwrap();
+    let overrides = vec![
+        format!("data.cache=\"{}\"", prep.out.display()),
+        format!("model.weights=\"{}\"", w.display()),
+        "model.cut=15".into(),
+        "model.unfreeze_epoch=2".into(),
+        "train.epochs=4".into(),
+        "train.batch_size=16".into(),
+        "checkpoint.keep_last=4".into(),
+    ];
+    let cfg = ClassifierConfig::load("", "test", &overrides).unwrap();
+    let run = t.path().join("run");
+    tinycats_train::classifier::train(&cfg, &run, &mut Sinks::default(), &mut |_, _, _| {}).unwrap();
+    let ep = |e: usize| tinycats_models::weights::TensorMap::read(&run.join(format!("checkpoints/epoch-{e:04}.safetensors"))).unwrap().map;
+    let (e0, e1, e3) = (ep(0), ep(1), ep(3));
+    let blocks: Vec<&String> = e0.keys().filter(|k| k.starts_with("blocks.")).collect();
+    assert!(!blocks.is_empty(), "{:?}", e0.keys().collect::<Vec<_>>());
+    for k in &blocks {
+        assert_eq!(e0[*k], e1[*k], "{k} changed while frozen");
+    }
+    assert!(blocks.iter().any(|k| e1[*k] != e3[*k]), "blocks never trained after unfreezing");
+    let fc = e0.keys().find(|k| k.starts_with("fc.")).unwrap();
+    assert_ne!(e0[fc], e1[fc], "the linear layer trains from the start");
+}
