@@ -6,7 +6,7 @@ use crate::config::ClassifierConfig;
 use crate::features::{self, Features, POOLED};
 use crate::metrics::{self, Report};
 use crate::schedule::lr_at;
-use crate::sink::{EpochEvent, Prediction, Sinks, StepEvent};
+use crate::sink::{EpochEvent, EpochTotals, Prediction, Sinks, StepEvent};
 use anyhow::{anyhow, bail, Context, Result};
 use burn::grad_clipping::GradientClippingConfig;
 use burn::module::AutodiffModule;
@@ -319,18 +319,7 @@ pub fn fit(
         let vp = predict_probs(&valid, feats, val_idx)?;
         let vy: Vec<usize> = val_idx.iter().map(|&i| cache.index.entries[i].label).collect();
         let vr = metrics::report(&vp, &vy, &classes);
-        let ev = EpochEvent {
-            epoch,
-            step,
-            train_loss: loss_sum / seen.max(1) as f64,
-            train_acc: correct as f64 / seen.max(1) as f64,
-            val_loss: vr.loss,
-            val_acc: vr.accuracy,
-            val_macro_f1: vr.macro_f1,
-            lr,
-            seconds: te.elapsed().as_secs_f64(),
-            train_images_per_s: seen as f64 / train_secs,
-        };
+        let ev = EpochEvent::new(epoch, step, EpochTotals { loss_sum, correct, seen }, &vr, lr, te.elapsed().as_secs_f64(), train_secs);
         sinks.emit(|s| s.on_epoch(&ev));
         let preds: Vec<Prediction> = watch
             .iter()

@@ -6,7 +6,7 @@ use crate::classifier::FitResult;
 use crate::config::ClassifierConfig;
 use crate::metrics;
 use crate::schedule::lr_at;
-use crate::sink::{EpochEvent, Sinks};
+use crate::sink::{EpochEvent, EpochTotals, Sinks};
 use anyhow::{anyhow, Context, Result};
 use burn::grad_clipping::GradientClippingConfig;
 use burn::module::AutodiffModule;
@@ -77,18 +77,7 @@ pub fn train_scratch(cfg: &ClassifierConfig, width: usize, run_dir: &Path, sinks
         let valid = model.valid();
         let vy: Vec<usize> = val_idx.iter().map(|&i| cache.index.entries[i].label).collect();
         let vr = metrics::report(&probs(&valid, &cache, &val_idx)?, &vy, &classes);
-        let ev = EpochEvent {
-            epoch,
-            step,
-            train_loss: loss_sum / seen.max(1) as f64,
-            train_acc: correct as f64 / seen.max(1) as f64,
-            val_loss: vr.loss,
-            val_acc: vr.accuracy,
-            val_macro_f1: vr.macro_f1,
-            lr,
-            seconds: secs,
-            train_images_per_s: seen as f64 / secs,
-        };
+        let ev = EpochEvent::new(epoch, step, EpochTotals { loss_sum, correct, seen }, &vr, lr, secs, secs);
         sinks.emit(|s| s.on_epoch(&ev));
         history.push(ev);
         if vr.accuracy > best.1 {

@@ -27,6 +27,33 @@ pub struct EpochEvent {
     pub train_images_per_s: f64,
 }
 
+/// Running training totals of one epoch (summed over batches).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EpochTotals {
+    pub loss_sum: f64,
+    pub correct: usize,
+    pub seen: usize,
+}
+
+impl EpochEvent {
+    /// The epoch summary from training totals and the validation report.
+    pub fn new(epoch: usize, step: usize, t: EpochTotals, val: &crate::metrics::Report, lr: f64, seconds: f64, train_seconds: f64) -> Self {
+        let n = t.seen.max(1) as f64;
+        EpochEvent {
+            epoch,
+            step,
+            train_loss: t.loss_sum / n,
+            train_acc: t.correct as f64 / n,
+            val_loss: val.loss,
+            val_acc: val.accuracy,
+            val_macro_f1: val.macro_f1,
+            lr,
+            seconds,
+            train_images_per_s: t.seen as f64 / train_seconds,
+        }
+    }
+}
+
 /// One validation sample's prediction at an epoch (stable id = source image sha256).
 #[derive(Debug, Clone, Serialize)]
 pub struct Prediction {
