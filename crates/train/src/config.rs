@@ -174,9 +174,14 @@ impl ClassifierConfig {
         for o in overrides {
             set_override(&mut table, o)?;
         }
-        // Re-parse from text so type errors come with the offending line (and so the key).
-        let merged = toml::to_string(&table)?;
-        let cfg: ClassifierConfig = toml::from_str(&merged).map_err(|e| anyhow::anyhow!("{source}: {e}"))?;
+        // Parse from text so type errors come with the offending line (and so the key): the
+        // user's own text when nothing was overridden, else the merged text.
+        let cfg: ClassifierConfig = if overrides.is_empty() {
+            toml::from_str(text).map_err(|e| anyhow::anyhow!("{source}: {e}"))?
+        } else {
+            let merged = toml::to_string(&table)?;
+            toml::from_str(&merged).map_err(|e| anyhow::anyhow!("{source} with --set {}: {e}", overrides.join(" --set ")))?
+        };
         cfg.validate()?;
         Ok(cfg)
     }
@@ -287,6 +292,11 @@ mod tests {
             let e = ClassifierConfig::load(toml, "cfg.toml", &[]).unwrap_err().to_string();
             assert!(e.contains(key), "{toml:?} → {e}");
         }
+        // Without overrides the error points at the user's own line.
+        let e = ClassifierConfig::load("# c\n[train]\nepoch = 3\n", "cfg.toml", &[]).unwrap_err().to_string();
+        assert!(e.contains("line 3"), "{e}");
+        let e = ClassifierConfig::load("", "t", &["train.epochs=\"x\"".into()]).unwrap_err().to_string();
+        assert!(e.contains("--set train.epochs") && e.contains("epochs"), "{e}");
         let e = ClassifierConfig::load("", "t", &["noequals".into()]).unwrap_err().to_string();
         assert!(e.contains("key=value"), "{e}");
     }
