@@ -34,6 +34,7 @@ pub fn ship(a: ShipArgs) -> Result<ExitCode> {
     let cache = tinycats_data::cache::Cache::open(&cfg.data.cache)?;
     let classes: Vec<String> = serde_json::from_value(result["classes"].clone())?;
     let cut = result["cut"].as_u64().context("result.json lacks `cut`")? as usize;
+    let commit = run_meta["git_commit"].as_str().unwrap_or("unknown");
     let run_id = a.run.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
     let manifest = tinycats_train::predictor::ModelManifest {
         arch: "efficientnet-lite0".into(),
@@ -43,7 +44,7 @@ pub fn ship(a: ShipArgs) -> Result<ExitCode> {
         classes: classes.clone(),
         backbone_sha256: tinycats_train::features::weights_sha(&cfg.model.weights)?,
         normalisation: "pixels in [0,1] → (x·255 − 127) / 128".into(),
-        version: format!("{}-{}", env!("CARGO_PKG_VERSION"), &run_meta["git_commit"].as_str().unwrap_or("unknown")[..7.min(run_meta["git_commit"].as_str().unwrap_or("unknown").len())]),
+        version: format!("{}-{}", env!("CARGO_PKG_VERSION"), commit.get(..7).unwrap_or(commit)),
         run_id: run_id.clone(),
     };
     std::fs::create_dir_all(&a.out).with_context(|| format!("cannot create {}", a.out.display()))?;
@@ -69,7 +70,7 @@ pub fn ship(a: ShipArgs) -> Result<ExitCode> {
         cfg.data.cache.display(),
         cache.index.split_hash(),
         cache.index.seed,
-        run_meta["git_commit"].as_str().unwrap_or("unknown"),
+        commit,
         result["best_epoch"].as_u64().unwrap_or(0) + 1,
         result["epochs_run"],
         100.0 * test["accuracy"].as_f64().unwrap_or(0.0),

@@ -106,7 +106,7 @@ fn inspect(bytes: &[u8], path: &Path, min_side: u32) -> (Verdict, Vec<(Kind, Opt
         (Sniffed::Gif, true) => fixes.push((Kind::GifDisguisedAsJpg, Some("first frame kept".into()))),
         (Sniffed::Png, true) => fixes.push((Kind::PngDisguisedAsJpg, None)),
         (Sniffed::Jpeg, true) => {}
-        (f, _) if !named_jpeg && ext != f.name() && !(ext == "jpeg" && f == Sniffed::Jpeg) => {
+        (f, false) if ext != f.name() => {
             fixes.push((Kind::WrongExtension, Some(format!("`.{ext}` holds {}", f.name()))))
         }
         (f, _) if f != Sniffed::Jpeg => {
