@@ -3,6 +3,7 @@
 
 mod bench;
 mod data_cmd;
+mod gen_cmd;
 mod model_cmd;
 mod progress;
 mod train_cmd;
@@ -31,6 +32,10 @@ enum Cmd {
     Predict(model_cmd::PredictArgs),
     /// Evaluate a classifier on a prepared split: per-class metrics, confusion, ROC-AUC, ECE, speed.
     Eval(model_cmd::EvalArgs),
+    /// Paint cats of a breed with the generator (default: the shipped one).
+    Generate(gen_cmd::GenerateArgs),
+    /// Evaluate a generator: FID-like score on EfficientNet-Lite0 embeddings and breed agreement.
+    EvalGen(gen_cmd::EvalGenArgs),
     /// Benchmarks that print ratios against a reference measured in the same run.
     #[command(subcommand)]
     Bench(bench::BenchCmd),
@@ -50,6 +55,8 @@ fn main() -> ExitCode {
         Cmd::Predict(a) => model_cmd::predict(a),
         Cmd::Ship(a) => train_cmd::ship(a),
         Cmd::Eval(a) => model_cmd::eval(a),
+        Cmd::Generate(a) => gen_cmd::generate(a),
+        Cmd::EvalGen(a) => gen_cmd::eval_gen(a),
     };
     match res {
         Ok(code) => code,

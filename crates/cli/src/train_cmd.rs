@@ -13,6 +13,8 @@ use tinycats_train::sink::{ConsoleSink, JsonlSink, Sinks};
 pub enum TrainCmd {
     /// Train the breed classifier (EfficientNet-Lite0 tail on cached features).
     Classifier(ClassifierArgs),
+    /// Train the class-conditional DiT generator with flow matching.
+    Generator(crate::gen_cmd::GeneratorArgs),
 }
 
 #[derive(Args)]
@@ -128,6 +130,7 @@ pub fn git_commit() -> String {
 
 pub fn run(cmd: TrainCmd) -> Result<ExitCode> {
     match cmd {
+        TrainCmd::Generator(a) => return crate::gen_cmd::train(a),
         TrainCmd::Classifier(a) => {
             let config_path = if a.resume { a.run_dir.as_ref().map(|d| d.join("config.toml")) } else { a.config.clone() };
             let (text, source) = match &config_path {

@@ -3,6 +3,7 @@
 
 pub mod classifier;
 pub mod cnn;
+pub mod dit;
 pub mod efficientnet;
 pub mod weights;
 

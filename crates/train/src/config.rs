@@ -153,14 +153,14 @@ pub struct ClassifierConfig {
     pub checkpoint: CheckpointConfig,
 }
 
-fn range(key: &str, v: f64, lo: f64, hi: f64) -> Result<()> {
+pub fn range(key: &str, v: f64, lo: f64, hi: f64) -> Result<()> {
     if !(lo..=hi).contains(&v) || v.is_nan() {
         bail!("config key `{key}` = {v} is out of range {lo}..={hi}");
     }
     Ok(())
 }
 
-fn one_of(key: &str, v: &str, allowed: &[&str]) -> Result<()> {
+pub fn one_of(key: &str, v: &str, allowed: &[&str]) -> Result<()> {
     if !allowed.contains(&v) {
         bail!("config key `{key}` = \"{v}\" is not allowed; use one of: {}", allowed.join(", "));
     }
@@ -170,18 +170,7 @@ fn one_of(key: &str, v: &str, allowed: &[&str]) -> Result<()> {
 impl ClassifierConfig {
     /// Parses TOML, applies `key=value` overrides, validates.
     pub fn load(text: &str, source: &str, overrides: &[String]) -> Result<Self> {
-        let mut table: toml::Table = toml::from_str(text).with_context(|| format!("{source}: invalid TOML"))?;
-        for o in overrides {
-            set_override(&mut table, o)?;
-        }
-        // Parse from text so type errors come with the offending line (and so the key): the
-        // user's own text when nothing was overridden, else the merged text.
-        let cfg: ClassifierConfig = if overrides.is_empty() {
-            toml::from_str(text).map_err(|e| anyhow::anyhow!("{source}: {e}"))?
-        } else {
-            let merged = toml::to_string(&table)?;
-            toml::from_str(&merged).map_err(|e| anyhow::anyhow!("{source} with --set {}: {e}", overrides.join(" --set ")))?
-        };
+        let cfg: ClassifierConfig = load_toml(text, source, overrides)?;
         cfg.validate()?;
         Ok(cfg)
     }
@@ -237,6 +226,22 @@ impl ClassifierConfig {
                 w.iter().map(|&v| v as f32).collect()
             }
         })
+    }
+}
+
+/// Parses TOML into `T` after applying `key=value` overrides. Type errors come with the offending
+/// line (and so the key): from the user's own text when nothing was overridden, else from the
+/// merged text.
+pub fn load_toml<T: serde::de::DeserializeOwned>(text: &str, source: &str, overrides: &[String]) -> Result<T> {
+    let mut table: toml::Table = toml::from_str(text).with_context(|| format!("{source}: invalid TOML"))?;
+    for o in overrides {
+        set_override(&mut table, o)?;
+    }
+    if overrides.is_empty() {
+        toml::from_str(text).map_err(|e| anyhow::anyhow!("{source}: {e}"))
+    } else {
+        let merged = toml::to_string(&table)?;
+        toml::from_str(&merged).map_err(|e| anyhow::anyhow!("{source} with --set {}: {e}", overrides.join(" --set ")))
     }
 }
 

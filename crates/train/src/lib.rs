@@ -4,6 +4,8 @@
 pub mod classifier;
 pub mod config;
 pub mod features;
+pub mod gen_eval;
+pub mod generator;
 pub mod metrics;
 pub mod predictor;
 pub mod schedule;

@@ -77,6 +77,21 @@ impl Predictor {
         softmax(self.tail.forward(h), 1).into_data().to_vec::<f32>().map_err(|e| anyhow!("{e:?}"))
     }
 
+    /// Probabilities and the backbone's pooled ImageNet embedding (1280-d, for FID-like scores)
+    /// of NCHW images in [0,1], sharing one pass through the frozen front.
+    pub fn probs_and_embedding(&self, x: Vec<f32>, n: usize) -> Result<(Vec<f32>, Vec<f32>)> {
+        let s = self.manifest.size as usize;
+        if self.manifest.cut >= POOLED {
+            bail!("embeddings need a classifier with a block tail (cut < {POOLED}); this one is a linear probe");
+        }
+        let dev = Default::default();
+        let t = EfficientNetLite0::<Cpu>::normalize(Tensor::<Cpu, 4>::from_data(TensorData::new(x, [n, 3, s, s]), &dev));
+        let h = self.front.front(t, self.manifest.cut);
+        let p = softmax(self.tail.forward(h.clone()), 1).into_data().to_vec::<f32>().map_err(|e| anyhow!("{e:?}"))?;
+        let e = self.front.back_pooled(h, self.manifest.cut).into_data().to_vec::<f32>().map_err(|e| anyhow!("{e:?}"))?;
+        Ok((p, e))
+    }
+
     /// Decodes (any supported format, by content), centre-crops and resizes one file's bytes.
     pub fn preprocess(&self, bytes: &[u8]) -> Result<Vec<f32>> {
         let s = self.manifest.size;

@@ -1,0 +1,239 @@
+//! The generator's commands: `train generator` (flow-matching DiT on the shared engine pieces),
+//! `generate` (sample PNGs of a breed) and `eval-gen` (FID-like score and breed agreement).
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, ValueEnum};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+use tinycats_models::Cpu;
+use tinycats_train::generator::{self, GenOptions, GeneratorConfig, SampleOptions, Solver};
+use tinycats_train::sink::{JsonlSink, Sink, Sinks, StepEvent};
+
+pub const SHIPPED_GENERATOR: &str = "models/generator/generator.safetensors";
+
+#[derive(Args)]
+pub struct GeneratorArgs {
+    /// TOML config (every key optional; defaults documented in configs/generator.toml).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Override a config key, e.g. --set train.steps=100 (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+    /// Run folder (default runs/generator-<unix time>).
+    #[arg(long)]
+    run_dir: Option<PathBuf>,
+    /// Continue the run in --run-dir from its last checkpoint (its saved config is used).
+    #[arg(long, requires = "run_dir")]
+    resume: bool,
+    /// Stop after this many optimizer steps in this call (continue later with --resume).
+    #[arg(long)]
+    steps_this_run: Option<usize>,
+    #[arg(long)]
+    json: bool,
+}
+
+/// Loss lines on stderr with throughput and an ETA.
+struct StepConsole {
+    total: usize,
+    /// Time and step of the previous report (the rate is measured between reports).
+    last: (Instant, Option<usize>),
+}
+
+impl Sink for StepConsole {
+    fn on_step(&mut self, e: &StepEvent) -> Result<()> {
+        let (t, prev) = self.last;
+        let per = prev.map(|p| t.elapsed().as_secs_f64() / (e.step - p).max(1) as f64).unwrap_or(0.0);
+        self.last = (Instant::now(), Some(e.step));
+        eprintln!("step {:>6}/{} loss {:.4} lr {:.2e} | {:.2} s/step eta {:.0}s", e.step, self.total, e.loss, e.lr, per, per * self.total.saturating_sub(e.step) as f64);
+        Ok(())
+    }
+}
+
+pub fn train(a: GeneratorArgs) -> Result<ExitCode> {
+    let config_path = if a.resume { a.run_dir.as_ref().map(|d| d.join("config.toml")) } else { a.config.clone() };
+    let (text, source) = match &config_path {
+        Some(p) => (std::fs::read_to_string(p).with_context(|| format!("cannot read config {}", p.display()))?, p.display().to_string()),
+        None => (String::new(), "defaults".to_string()),
+    };
+    if a.resume && !a.set.is_empty() {
+        bail!("--resume continues with the run's saved config; --set cannot change it");
+    }
+    let cfg = GeneratorConfig::load(&text, &source, &a.set)?;
+    let run_dir = a.run_dir.unwrap_or_else(|| {
+        let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        PathBuf::from(format!("runs/generator-{t}"))
+    });
+    std::fs::create_dir_all(&run_dir).with_context(|| format!("cannot create {}", run_dir.display()))?;
+    if !a.resume {
+        let cache = tinycats_data::cache::Cache::open(&cfg.data.cache)?;
+        let run_meta = serde_json::json!({"kind": "generator", "git_commit": crate::train_cmd::git_commit(), "split_hash": cache.index.split_hash(), "config_source": source, "overrides": a.set});
+        tinycats_data::hashing::write_atomic(&run_dir.join("run.json"), &serde_json::to_vec_pretty(&run_meta)?)?;
+    }
+    let mut sinks = Sinks::default();
+    sinks.sinks.push(Box::new(StepConsole { total: cfg.train.steps, last: (Instant::now(), None) }));
+    sinks.sinks.push(Box::new(JsonlSink { path: run_dir.join("events.jsonl") }));
+    let r = generator::train_generator(&cfg, &run_dir, &mut sinks, &GenOptions { resume: a.resume, stop_after_steps: a.steps_this_run })?;
+    if a.json {
+        println!("{}", serde_json::to_string(&r)?);
+    } else {
+        let last = r.losses.last().map(|l| l.1).unwrap_or(f64::NAN);
+        println!("{} steps, last loss {last:.4}, {:.1} img/s; EMA weights {}", r.steps, r.images_per_s, r.ema_weights.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum SolverArg {
+    Euler,
+    Heun,
+}
+
+#[derive(Args)]
+pub struct GenerateArgs {
+    /// Breed name (e.g. "Bengal"; case-insensitive; see --list).
+    #[arg(long, required_unless_present = "list")]
+    breed: Option<String>,
+    /// Number of images.
+    #[arg(long, default_value_t = 1)]
+    n: usize,
+    #[arg(long, default_value_t = 30)]
+    steps: usize,
+    /// Classifier-free guidance scale (1 = no guidance).
+    #[arg(long, default_value_t = 3.0)]
+    cfg: f64,
+    /// Seed of the first image; image k uses seed + k.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    #[arg(long, value_enum, default_value_t = SolverArg::Euler)]
+    solver: SolverArg,
+    /// A folder (one PNG per image) or a FILE.png (a grid of all images).
+    #[arg(long, default_value = "generated")]
+    out: PathBuf,
+    /// Generator weights (default: the shipped model).
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// Print the breeds this model knows and exit.
+    #[arg(long)]
+    list: bool,
+}
+
+pub fn breed_index(classes: &[String], name: &str) -> Result<usize> {
+    classes.iter().position(|c| c.eq_ignore_ascii_case(name) || c.replace('_', " ").eq_ignore_ascii_case(name)).ok_or_else(|| anyhow::anyhow!("unknown breed `{name}`; this model knows: {}", classes.join(", ")))
+}
+
+pub fn generate(a: GenerateArgs) -> Result<ExitCode> {
+    let path = a.model.clone().unwrap_or_else(|| PathBuf::from(SHIPPED_GENERATOR));
+    let (model, meta) = generator::load_generator(&path)?;
+    if a.list {
+        println!("{}", meta.classes.join("\n"));
+        return Ok(ExitCode::SUCCESS);
+    }
+    let breed = breed_index(&meta.classes, a.breed.as_deref().unwrap_or_default())?;
+    if a.n == 0 || a.n > 1024 {
+        bail!("--n must be 1..=1024 (got {})", a.n);
+    }
+    if a.steps == 0 || a.steps > 1000 {
+        bail!("--steps must be 1..=1000 (got {})", a.steps);
+    }
+    if !(0.0..=50.0).contains(&a.cfg) {
+        bail!("--cfg must be in 0..=50 (got {})", a.cfg);
+    }
+    let solver = match a.solver {
+        SolverArg::Euler => Solver::Euler,
+        SolverArg::Heun => Solver::Heun,
+    };
+    let t0 = Instant::now();
+    let seeds: Vec<u64> = (0..a.n as u64).map(|k| a.seed + k).collect();
+    let mut images = Vec::new();
+    for chunk in seeds.chunks(64) {
+        let x = generator::sample::<Cpu>(&model, &meta, &vec![breed; chunk.len()], chunk, &SampleOptions { steps: a.steps, cfg: a.cfg, solver }, &mut |_, _| {});
+        images.extend(generator::to_rgb8(x)?);
+    }
+    let side = meta.dit.image_size;
+    let is_file = a.out.extension().is_some_and(|e| e.eq_ignore_ascii_case("png"));
+    if is_file {
+        if let Some(p) = a.out.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(p).with_context(|| format!("cannot create {}", p.display()))?;
+        }
+        generator::grid_png(&images, side, (a.n as f64).sqrt().ceil() as usize, &a.out)?;
+        println!("{} image(s) of {} in {:.2}s → {}", a.n, meta.classes[breed], t0.elapsed().as_secs_f64(), a.out.display());
+    } else {
+        std::fs::create_dir_all(&a.out).with_context(|| format!("cannot create {}", a.out.display()))?;
+        for (k, im) in images.iter().enumerate() {
+            let img = image_of(im, side);
+            let p = a.out.join(format!("{}-seed{}.png", meta.classes[breed], seeds[k]));
+            generator::write_png(&img, &p)?;
+            println!("{}", p.display());
+        }
+        eprintln!("{} image(s) in {:.2}s", a.n, t0.elapsed().as_secs_f64());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn image_of(rgb: &[u8], side: usize) -> image::RgbImage {
+    image::RgbImage::from_raw(side as u32, side as u32, rgb.to_vec()).expect("buffer matches side")
+}
+
+#[derive(Args)]
+pub struct EvalGenArgs {
+    /// Generator weights (default: the shipped model).
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// Classifier folder used for breed agreement and embeddings (default: the shipped one).
+    #[arg(long)]
+    classifier: Option<PathBuf>,
+    /// Prepared real images at the generator's resolution.
+    #[arg(long, default_value = "data/pets/prepared/64-cats_other-crop")]
+    data: PathBuf,
+    /// Generated images in total (spread evenly over the breeds).
+    #[arg(long, default_value_t = 1008)]
+    n: usize,
+    #[arg(long, default_value_t = 20)]
+    steps: usize,
+    #[arg(long, default_value_t = 3.0)]
+    cfg: f64,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    #[arg(long, value_enum, default_value_t = SolverArg::Euler)]
+    solver: SolverArg,
+    /// Folder for per-breed sample grids (PNG) and report.json.
+    #[arg(long, default_value = "eval-gen")]
+    out: PathBuf,
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn eval_gen(a: EvalGenArgs) -> Result<ExitCode> {
+    let path = a.model.clone().unwrap_or_else(|| PathBuf::from(SHIPPED_GENERATOR));
+    let (model, meta) = generator::load_generator(&path)?;
+    let clf_dir = a.classifier.clone().unwrap_or_else(tinycats_train::predictor::default_model_dir);
+    let pred = tinycats_train::predictor::Predictor::load(&clf_dir, &tinycats_train::predictor::default_backbone())?;
+    let cache = tinycats_data::cache::Cache::open(&a.data)?;
+    if a.n < meta.classes.len() {
+        bail!("--n must be at least the number of breeds ({})", meta.classes.len());
+    }
+    let solver = match a.solver {
+        SolverArg::Euler => Solver::Euler,
+        SolverArg::Heun => Solver::Heun,
+    };
+    let pb = crate::progress::bar(0, "");
+    let mut report = |what: &str, k: usize, n: usize| {
+        pb.set_message(what.to_string());
+        pb.set_length(n as u64);
+        pb.set_position(k as u64);
+    };
+    let r = tinycats_train::gen_eval::evaluate(&model, &meta, &pred, &cache, a.n, &SampleOptions { steps: a.steps, cfg: a.cfg, solver }, a.seed, Some(&a.out), &mut report)?;
+    pb.finish_and_clear();
+    tinycats_data::hashing::write_atomic(&a.out.join("report.json"), &serde_json::to_vec_pretty(&r)?)?;
+    if a.json {
+        println!("{}", serde_json::to_string(&r)?);
+    } else {
+        println!("{} generated vs {} real: FID-like {:.2} (real-vs-real floor {:.2}); breed agreement {:.1}%", r.generated, r.real, r.fid_like, r.fid_like_real_halves, 100.0 * r.agreement);
+        for b in &r.per_breed {
+            println!("  {:<20} {:>5.1}%  (most often seen as {})", b.breed, 100.0 * b.agreement, b.top_confusion);
+        }
+        println!("grids and report.json in {}", a.out.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,657 @@
+//! Class-conditional flow matching (rectified flow) for the DiT.
+//!
+//! Direction: `x_t = (1 − t)·noise + t·image`, so t = 0 is pure noise and t = 1 is the data; the
+//! velocity is `v = image − noise` (never zero unless image = noise, which a guard test checks).
+//! The network predicts either v directly (`target = "velocity"`) or the clean image x̂ (JiT,
+//! `target = "x"`), in which case `v̂ = (x̂ − x_t) / (1 − t)` and the loss is still on velocity.
+//! Sampling integrates dx/dt = v̂ from t = 0 to 1 (Euler or Heun), with classifier-free guidance
+//! applied once per evaluation: `v = v_null + s·(v_cond − v_null)`.
+
+use crate::config::{one_of, range, OptimConfig};
+use crate::schedule::{lr_at, ScheduleConfig};
+use crate::sink::{Sinks, StepEvent};
+use anyhow::{anyhow, bail, Context, Result};
+use burn::grad_clipping::GradientClippingConfig;
+use burn::module::{AutodiffModule, ModuleMapper, ModuleVisitor, Param};
+use burn::optim::{AdamWConfig, GradientsAccumulator, GradientsParams, Optimizer};
+use burn::prelude::*;
+use burn_store::{ModuleSnapshot, SafetensorsStore};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, StandardNormal};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+use tinycats_data::cache::{Cache, Split};
+use tinycats_data::loader::{Augment, Loader, LoaderConfig};
+use tinycats_models::dit::{Dit, DitConfig};
+use tinycats_models::{Cpu, CpuTrain};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GenDataConfig {
+    /// A folder made by `tinycats data prepare` at the generator's resolution.
+    pub cache: PathBuf,
+    /// Labels left out of training (the generator paints cats, not dogs).
+    pub exclude: Vec<String>,
+    /// Splits trained on (the test split stays untouched for the classifier).
+    pub splits: Vec<String>,
+}
+
+impl Default for GenDataConfig {
+    fn default() -> Self {
+        Self { cache: PathBuf::from("data/pets/prepared/64-cats_other-crop"), exclude: vec!["other".into()], splits: vec!["train".into(), "val".into()] }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GenModelConfig {
+    /// tiny | small | base; the fields below override the preset when non-zero.
+    pub preset: String,
+    pub patch: usize,
+    pub hidden: usize,
+    pub depth: usize,
+    pub heads: usize,
+}
+
+impl Default for GenModelConfig {
+    fn default() -> Self {
+        Self { preset: "small".into(), patch: 0, hidden: 0, depth: 0, heads: 0 }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ObjectiveConfig {
+    /// velocity | x  (x: the network predicts the clean image, loss on velocity — JiT)
+    pub target: String,
+    /// logit-normal | uniform
+    pub t_sampling: String,
+    pub t_mean: f64,
+    pub t_std: f64,
+    /// Share of labels replaced by the null class (for classifier-free guidance).
+    pub label_dropout: f64,
+    pub hflip: bool,
+}
+
+impl Default for ObjectiveConfig {
+    fn default() -> Self {
+        Self { target: "velocity".into(), t_sampling: "logit-normal".into(), t_mean: 0.0, t_std: 1.0, label_dropout: 0.1, hflip: true }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EmaConfig {
+    pub decay: f64,
+    /// Effective decay is min(decay, (1 + step) / (warmup + step)), so early EMA follows the model.
+    pub warmup_steps: usize,
+}
+
+impl Default for EmaConfig {
+    fn default() -> Self {
+        Self { decay: 0.999, warmup_steps: 10 }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GenTrainSection {
+    /// Optimizer steps in total (training may stop earlier with --steps-this-run and resume).
+    pub steps: usize,
+    pub batch_size: usize,
+    pub seed: u64,
+    pub grad_clip: f64,
+    pub accum_steps: usize,
+    /// Resume checkpoint and EMA export every N steps.
+    pub checkpoint_every: usize,
+    /// Loss is reported every N steps (averaged).
+    pub log_every: usize,
+}
+
+impl Default for GenTrainSection {
+    fn default() -> Self {
+        Self { steps: 8000, batch_size: 32, seed: 42, grad_clip: 1.0, accum_steps: 1, checkpoint_every: 250, log_every: 25 }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GenPredictions {
+    pub enabled: bool,
+    /// Render the fixed (breed, seed) pairs every N steps.
+    pub every: usize,
+    /// One image per breed for each of these seeds.
+    pub seeds: Vec<u64>,
+    pub sample_steps: usize,
+    pub cfg: f64,
+}
+
+impl Default for GenPredictions {
+    fn default() -> Self {
+        Self { enabled: true, every: 500, seeds: vec![1], sample_steps: 20, cfg: 3.0 }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GeneratorConfig {
+    pub data: GenDataConfig,
+    pub model: GenModelConfig,
+    pub objective: ObjectiveConfig,
+    pub ema: EmaConfig,
+    pub optim: OptimConfig,
+    /// `warmup_epochs` counts optimizer steps here.
+    pub schedule: ScheduleConfig,
+    pub train: GenTrainSection,
+    pub predictions: GenPredictions,
+}
+
+impl Default for GeneratorConfig {
+    fn default() -> Self {
+        Self {
+            data: Default::default(),
+            model: Default::default(),
+            objective: Default::default(),
+            ema: Default::default(),
+            optim: OptimConfig { lr: 4e-4, weight_decay: 0.0, beta1: 0.9, beta2: 0.99 },
+            schedule: ScheduleConfig { kind: "cosine".into(), warmup_epochs: 200.0, min_lr: 1e-5, ..Default::default() },
+            train: Default::default(),
+            predictions: Default::default(),
+        }
+    }
+}
+
+impl GeneratorConfig {
+    pub fn load(text: &str, source: &str, overrides: &[String]) -> Result<Self> {
+        let c: Self = crate::config::load_toml(text, source, overrides)?;
+        c.validate()?;
+        Ok(c)
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        one_of("model.preset", &self.model.preset, &DitConfig::PRESETS)?;
+        one_of("objective.target", &self.objective.target, &["velocity", "x"])?;
+        one_of("objective.t_sampling", &self.objective.t_sampling, &["logit-normal", "uniform"])?;
+        range("objective.t_std", self.objective.t_std, 0.01, 10.0)?;
+        range("objective.t_mean", self.objective.t_mean, -10.0, 10.0)?;
+        range("objective.label_dropout", self.objective.label_dropout, 0.0, 1.0)?;
+        range("ema.decay", self.ema.decay, 0.0, 0.999999)?;
+        range("optim.lr", self.optim.lr, 1e-8, 1.0)?;
+        range("optim.weight_decay", self.optim.weight_decay, 0.0, 1.0)?;
+        range("optim.beta1", self.optim.beta1, 0.0, 0.9999)?;
+        range("optim.beta2", self.optim.beta2, 0.0, 0.99999)?;
+        one_of("schedule.kind", &self.schedule.kind, &["constant", "cosine"])?;
+        range("train.steps", self.train.steps as f64, 1.0, 1e9)?;
+        range("train.batch_size", self.train.batch_size as f64, 1.0, 4096.0)?;
+        range("train.accum_steps", self.train.accum_steps as f64, 1.0, 1024.0)?;
+        range("train.grad_clip", self.train.grad_clip, 0.0, 1e6)?;
+        range("train.checkpoint_every", self.train.checkpoint_every as f64, 1.0, 1e9)?;
+        range("train.log_every", self.train.log_every as f64, 1.0, 1e9)?;
+        range("predictions.every", self.predictions.every as f64, 1.0, 1e9)?;
+        range("predictions.sample_steps", self.predictions.sample_steps as f64, 1.0, 1000.0)?;
+        range("predictions.cfg", self.predictions.cfg, 0.0, 50.0)?;
+        for s in &self.data.splits {
+            one_of("data.splits", s, &["train", "val", "test"])?;
+        }
+        if self.data.splits.is_empty() {
+            bail!("config key `data.splits` must name at least one split (train, val, test)");
+        }
+        self.dit(1).map_err(|e| anyhow!("{e}"))?;
+        Ok(())
+    }
+
+    /// The network shape for `classes` real classes (preset + overrides), checked.
+    pub fn dit(&self, classes: usize) -> Result<DitConfig, String> {
+        let mut d = DitConfig::preset(&self.model.preset, classes).ok_or_else(|| format!("config key `model.preset`: unknown {}", self.model.preset))?;
+        let m = &self.model;
+        for (v, f) in [(m.patch, &mut d.patch), (m.hidden, &mut d.hidden), (m.depth, &mut d.depth), (m.heads, &mut d.heads)] {
+            if v > 0 {
+                *f = v;
+            }
+        }
+        d.check()?;
+        Ok(d)
+    }
+}
+
+/// What a saved generator carries besides tensors (stored in the safetensors metadata).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct GeneratorMeta {
+    pub dit: DitConfig,
+    pub classes: Vec<String>,
+    pub target: String,
+    pub step: usize,
+    pub ema: bool,
+}
+
+impl GeneratorMeta {
+    pub fn null_class(&self) -> usize {
+        self.classes.len()
+    }
+}
+
+pub fn save_generator(model: &Dit<Cpu>, meta: &GeneratorMeta, path: &Path) -> Result<()> {
+    let mut store = SafetensorsStore::from_bytes(None).metadata("tinycats_generator", serde_json::to_string(meta)?);
+    model.save_into(&mut store).map_err(|e| anyhow!("cannot serialise generator: {e:?}"))?;
+    let bytes = store.get_bytes().map_err(|e| anyhow!("cannot serialise generator: {e:?}"))?;
+    tinycats_models::weights::write_sharded(path, &bytes, tinycats_models::weights::SHARD_LIMIT, &|p, b| tinycats_data::hashing::write_atomic(p, b))?;
+    Ok(())
+}
+
+/// Reads the metadata of a saved generator (any shard layout).
+pub fn read_generator_meta(bytes: &[u8], path: &Path) -> Result<GeneratorMeta> {
+    let (_, st) = safetensors::SafeTensors::read_metadata(bytes).map_err(|e| anyhow!("{}: not a safetensors file ({e})", path.display()))?;
+    let m = st.metadata().as_ref().and_then(|m| m.get("tinycats_generator")).ok_or_else(|| anyhow!("{}: not a tinycats generator (no `tinycats_generator` metadata)", path.display()))?;
+    serde_json::from_str(m).with_context(|| format!("{}: damaged generator metadata", path.display()))
+}
+
+pub fn load_generator(path: &Path) -> Result<(Dit<Cpu>, GeneratorMeta)> {
+    let bytes = tinycats_models::weights::read_sharded(path).with_context(|| format!("cannot read generator {}", path.display()))?;
+    let meta = read_generator_meta(&bytes, path)?;
+    meta.dit.check().map_err(|e| anyhow!("{}: {e}", path.display()))?;
+    let mut model = Dit::<Cpu>::new(meta.dit, &Default::default());
+    let mut store = SafetensorsStore::from_bytes(Some(bytes));
+    let r = model.load_from(&mut store).map_err(|e| anyhow!("{}: {e:?}", path.display()))?;
+    if !r.errors.is_empty() || !r.missing.is_empty() || !r.unused.is_empty() {
+        bail!("{}: weights do not match the model (missing {:?}, unexpected {:?}, errors {:?})", path.display(), r.missing, r.unused, r.errors);
+    }
+    Ok((model, meta))
+}
+
+// ---- EMA -------------------------------------------------------------------------------------
+
+/// Collects every float parameter, flattened, in visiting order.
+struct Collect<B: Backend>(Vec<Tensor<B, 1>>);
+impl<B: Backend> ModuleVisitor<B> for Collect<B> {
+    fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<B, D>>) {
+        self.0.push(p.val().flatten::<1>(0, D - 1));
+    }
+}
+
+/// ema ← decay·ema + (1 − decay)·src, parameter by parameter in the same visiting order.
+struct Blend<B: Backend> {
+    src: std::vec::IntoIter<Tensor<B, 1>>,
+    decay: f64,
+}
+impl<B: Backend> ModuleMapper<B> for Blend<B> {
+    fn map_float<const D: usize>(&mut self, p: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
+        let src = self.src.next().expect("EMA and model have the same parameters");
+        let d = self.decay;
+        p.map(|t| {
+            let shape = t.shape();
+            t * d + src.reshape(shape) * (1.0 - d)
+        })
+    }
+}
+
+pub fn ema_update(ema: Dit<Cpu>, model: &Dit<Cpu>, decay: f64) -> Dit<Cpu> {
+    let mut c = Collect(Vec::new());
+    model.visit(&mut c);
+    ema.map(&mut Blend { src: c.0.into_iter(), decay })
+}
+
+pub fn ema_decay(cfg: &EmaConfig, step: usize) -> f64 {
+    cfg.decay.min((1 + step) as f64 / (cfg.warmup_steps + step).max(1) as f64)
+}
+
+// ---- objective -------------------------------------------------------------------------------
+
+/// The random draws of one training step (noise, t, dropped labels), from a step-seeded RNG so a
+/// resumed run repeats them exactly.
+pub struct StepDraws {
+    pub noise: Vec<f32>,
+    pub t: Vec<f32>,
+    pub labels: Vec<i64>,
+}
+
+pub fn draw_step(obj: &ObjectiveConfig, seed: u64, step: usize, labels: &[usize], per_image: usize, null: usize) -> StepDraws {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ (step as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    let n = labels.len();
+    let noise = (0..n * per_image).map(|_| StandardNormal.sample(&mut rng)).collect();
+    let t = (0..n)
+        .map(|_| match obj.t_sampling.as_str() {
+            "uniform" => rng.gen_range(0.0f32..1.0),
+            _ => {
+                let z: f64 = StandardNormal.sample(&mut rng);
+                (1.0 / (1.0 + (-(obj.t_mean + obj.t_std * z)).exp())) as f32
+            }
+        })
+        .collect();
+    let labels = labels.iter().map(|&y| if rng.gen_bool(obj.label_dropout) { null as i64 } else { y as i64 }).collect();
+    StepDraws { noise, t, labels }
+}
+
+/// Floor on 1 − t when turning x̂ into v̂ (x-prediction), so t → 1 does not blow up.
+pub const X_PRED_MIN_GAP: f64 = 0.05;
+
+/// Velocity from the network output for either target.
+pub fn velocity<B: Backend>(out: Tensor<B, 4>, x_t: Tensor<B, 4>, t: Tensor<B, 1>, target: &str) -> Tensor<B, 4> {
+    if target == "x" {
+        let gap = (t.neg() + 1.0).clamp_min(X_PRED_MIN_GAP).reshape([-1, 1, 1, 1]);
+        (out - x_t) / gap
+    } else {
+        out
+    }
+}
+
+/// Flow-matching loss of one batch of images in [-1,1]; returns (loss, target velocity).
+pub fn flow_loss<B: Backend>(model: &Dit<B>, x1: Tensor<B, 4>, draws: &StepDraws, target: &str) -> (Tensor<B, 1>, Tensor<B, 4>) {
+    let dev = x1.device();
+    let shape = x1.dims();
+    let noise = Tensor::<B, 4>::from_data(TensorData::new(draws.noise.clone(), shape), &dev);
+    let t = Tensor::<B, 1>::from_data(TensorData::new(draws.t.clone(), [shape[0]]), &dev);
+    let y = Tensor::<B, 1, Int>::from_data(TensorData::new(draws.labels.clone(), [shape[0]]), &dev);
+    let tb = t.clone().reshape([-1, 1, 1, 1]);
+    let x_t = noise.clone() * (tb.clone().neg() + 1.0) + x1.clone() * tb;
+    let v = x1 - noise;
+    let v_hat = velocity(model.forward(x_t.clone(), t.clone(), y), x_t, t, target);
+    ((v_hat - v.clone()).powi_scalar(2).mean(), v)
+}
+
+// ---- sampling --------------------------------------------------------------------------------
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Solver {
+    Euler,
+    Heun,
+}
+
+#[derive(Debug, Clone)]
+pub struct SampleOptions {
+    pub steps: usize,
+    pub cfg: f64,
+    pub solver: Solver,
+}
+
+/// Initial noise for one image from its seed (the same seed gives the same image).
+pub fn seed_noise(seed: u64, per_image: usize) -> Vec<f32> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    (0..per_image).map(|_| StandardNormal.sample(&mut rng)).collect()
+}
+
+/// Guided velocity at (x, t) for labels `y`: one batched forward over [cond; null].
+fn guided<B: Backend>(model: &Dit<B>, x: &Tensor<B, 4>, t: f32, y: &[i64], null: usize, cfg: f64, target: &str) -> (Tensor<B, 4>, Tensor<B, 4>) {
+    let dev = x.device();
+    let n = y.len();
+    let use_cfg = (cfg - 1.0).abs() > 1e-9;
+    let (xx, yy): (Tensor<B, 4>, Vec<i64>) = if use_cfg {
+        (Tensor::cat(vec![x.clone(), x.clone()], 0), y.iter().copied().chain(std::iter::repeat(null as i64).take(n)).collect())
+    } else {
+        (x.clone(), y.to_vec())
+    };
+    let m = yy.len();
+    let tt = Tensor::<B, 1>::from_data(TensorData::new(vec![t; m], [m]), &dev);
+    let yt = Tensor::<B, 1, Int>::from_data(TensorData::new(yy, [m]), &dev);
+    let v = velocity(model.forward(xx.clone(), tt.clone(), yt), xx, tt, target);
+    let v = if use_cfg {
+        let c = v.clone().narrow(0, 0, n);
+        let u = v.narrow(0, n, n);
+        u.clone() + (c - u) * cfg
+    } else {
+        v
+    };
+    // x̂ = x + (1 − t)·v: the current estimate of the final image (for previews).
+    let x_hat = x.clone() + v.clone() * (1.0 - t as f64);
+    (v, x_hat)
+}
+
+/// Integrates from noise (t = 0) to an image (t = 1). `preview(step, x̂)` sees the running
+/// estimate of the final image after every step. Returns images in [-1, 1], NCHW.
+pub fn sample<B: Backend>(
+    model: &Dit<B>,
+    meta: &GeneratorMeta,
+    breeds: &[usize],
+    seeds: &[u64],
+    opts: &SampleOptions,
+    preview: &mut dyn FnMut(usize, &Tensor<B, 4>),
+) -> Tensor<B, 4> {
+    let d = meta.dit;
+    let dev = Default::default();
+    let per = d.channels * d.image_size * d.image_size;
+    let n = breeds.len();
+    let noise: Vec<f32> = seeds.iter().flat_map(|&s| seed_noise(s, per)).collect();
+    let mut x = Tensor::<B, 4>::from_data(TensorData::new(noise, [n, d.channels, d.image_size, d.image_size]), &dev);
+    let y: Vec<i64> = breeds.iter().map(|&b| b as i64).collect();
+    let steps = opts.steps.max(1);
+    let dt = 1.0 / steps as f32;
+    for k in 0..steps {
+        let t = k as f32 * dt;
+        let (v, x_hat) = guided(model, &x, t, &y, meta.null_class(), opts.cfg, &meta.target);
+        let next = x.clone() + v.clone() * dt as f64;
+        x = if opts.solver == Solver::Heun && k + 1 < steps {
+            let (v2, _) = guided(model, &next, t + dt, &y, meta.null_class(), opts.cfg, &meta.target);
+            x + (v + v2) * (dt as f64 / 2.0)
+        } else {
+            next
+        };
+        preview(k, &if k + 1 == steps { x.clone() } else { x_hat });
+    }
+    x
+}
+
+/// [-1,1] NCHW → one RGB8 HWC buffer per image.
+pub fn to_rgb8<B: Backend>(x: Tensor<B, 4>) -> Result<Vec<Vec<u8>>> {
+    let [n, c, h, w] = x.dims();
+    let v: Vec<f32> = x.into_data().to_vec().map_err(|e| anyhow!("{e:?}"))?;
+    Ok((0..n)
+        .map(|i| {
+            let mut out = vec![0u8; h * w * 3];
+            for y in 0..h {
+                for xx in 0..w {
+                    for ch in 0..3 {
+                        let src = if c == 1 { 0 } else { ch };
+                        let val = v[((i * c + src) * h + y) * w + xx];
+                        out[(y * w + xx) * 3 + ch] = (((val + 1.0) * 0.5).clamp(0.0, 1.0) * 255.0).round() as u8;
+                    }
+                }
+            }
+            out
+        })
+        .collect())
+}
+
+/// Images side by side in a grid of `cols` columns with a 2-px gap.
+pub fn grid_png(images: &[Vec<u8>], side: usize, cols: usize, path: &Path) -> Result<()> {
+    let cols = cols.max(1).min(images.len().max(1));
+    let rows = images.len().div_ceil(cols);
+    let gap = 2;
+    let (w, h) = (cols * (side + gap) + gap, rows * (side + gap) + gap);
+    let mut img = image::RgbImage::from_pixel(w as u32, h as u32, image::Rgb([255, 255, 255]));
+    for (k, im) in images.iter().enumerate() {
+        let (ox, oy) = (gap + (k % cols) * (side + gap), gap + (k / cols) * (side + gap));
+        for y in 0..side {
+            for x in 0..side {
+                let p = &im[(y * side + x) * 3..][..3];
+                img.put_pixel((ox + x) as u32, (oy + y) as u32, image::Rgb([p[0], p[1], p[2]]));
+            }
+        }
+    }
+    write_png(&img, path)
+}
+
+pub fn write_png(img: &image::RgbImage, path: &Path) -> Result<()> {
+    let mut bytes = Vec::new();
+    img.write_to(&mut std::io::Cursor::new(&mut bytes), image::ImageFormat::Png)?;
+    tinycats_data::hashing::write_atomic(path, &bytes)
+}
+
+// ---- training --------------------------------------------------------------------------------
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct GenState {
+    step: usize,
+    losses: Vec<(usize, f64)>,
+    train_seconds: f64,
+    images_seen: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct GenResult {
+    pub run_dir: PathBuf,
+    pub steps: usize,
+    pub losses: Vec<(usize, f64)>,
+    pub train_seconds: f64,
+    pub images_per_s: f64,
+    pub ema_weights: PathBuf,
+    pub raw_weights: PathBuf,
+    pub meta: GeneratorMeta,
+    pub params: usize,
+    pub gflops_per_image: f64,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct GenOptions {
+    pub resume: bool,
+    pub stop_after_steps: Option<usize>,
+}
+
+type Rec = burn::record::NamedMpkBytesRecorder<burn::record::FullPrecisionSettings>;
+
+/// The cats the generator learns: (cache indices, class names, cache label → generator label).
+pub fn training_set(cfg: &GeneratorConfig, cache: &Cache) -> Result<(Vec<usize>, Vec<String>, Vec<Option<usize>>)> {
+    let classes: Vec<String> = cache.index.classes.iter().filter(|c| !cfg.data.exclude.contains(c)).cloned().collect();
+    if classes.is_empty() {
+        bail!("config key `data.exclude` leaves no classes in {}", cfg.data.cache.display());
+    }
+    let map: Vec<Option<usize>> = cache.index.classes.iter().map(|c| classes.iter().position(|k| k == c)).collect();
+    let splits: Vec<Split> = cfg.data.splits.iter().map(|s| Split::ALL.into_iter().find(|x| x.name() == s).expect("validated")).collect();
+    let idx: Vec<usize> = (0..cache.len()).filter(|&i| splits.contains(&cache.index.entries[i].split) && map[cache.index.entries[i].label].is_some()).collect();
+    if idx.is_empty() {
+        bail!("{}: no training images left after `data.exclude` and `data.splits`", cfg.data.cache.display());
+    }
+    Ok((idx, classes, map))
+}
+
+pub fn train_generator(cfg: &GeneratorConfig, run_dir: &Path, sinks: &mut Sinks, opts: &GenOptions) -> Result<GenResult> {
+    let cache = Cache::open(&cfg.data.cache)?;
+    let (idx, classes, map) = training_set(cfg, &cache)?;
+    let dit = cfg.dit(classes.len()).map_err(|e| anyhow!("{e}"))?;
+    if cache.size() as usize != dit.image_size {
+        bail!("config key `data.cache`: images are {} px but model.preset `{}` is {} px; prepare the data at {} (tinycats data prepare --size {})", cache.size(), cfg.model.preset, dit.image_size, dit.image_size, dit.image_size);
+    }
+    let ckpt = run_dir.join("checkpoints");
+    std::fs::create_dir_all(&ckpt).with_context(|| format!("cannot create run folder {}", run_dir.display()))?;
+    tinycats_data::hashing::write_atomic(&run_dir.join("config.toml"), toml::to_string(cfg)?.as_bytes())?;
+    let cfg_json = serde_json::to_value(cfg)?;
+    sinks.emit(|s| s.on_start(&cfg_json));
+
+    let dev = Default::default();
+    <CpuTrain as Backend>::seed(&dev, cfg.train.seed);
+    let mut model = Dit::<CpuTrain>::new(dit, &dev);
+    let mut ocfg = AdamWConfig::new().with_beta_1(cfg.optim.beta1 as f32).with_beta_2(cfg.optim.beta2 as f32).with_weight_decay(cfg.optim.weight_decay as f32);
+    if cfg.train.grad_clip > 0.0 {
+        ocfg = ocfg.with_grad_clipping(Some(GradientClippingConfig::Norm(cfg.train.grad_clip as f32)));
+    }
+    let mut optim = ocfg.init::<CpuTrain, Dit<CpuTrain>>();
+    let mut ema = model.valid();
+    let mut st = GenState { step: 0, losses: vec![], train_seconds: 0.0, images_seen: 0 };
+    if opts.resume {
+        use burn::record::Recorder;
+        let sp = ckpt.join("state.json");
+        st = serde_json::from_slice(&std::fs::read(&sp).with_context(|| format!("--resume: no checkpoint in {} ({} missing)", run_dir.display(), sp.display()))?)
+            .with_context(|| format!("{} is damaged", sp.display()))?;
+        let read = |ext: &str| {
+            let p = ckpt.join(format!("resume-{:07}.{ext}.mpk", st.step));
+            std::fs::read(&p).with_context(|| format!("--resume: cannot read {}", p.display()))
+        };
+        model = model.load_record(Recorder::<CpuTrain>::load(&Rec::default(), read("model")?, &dev).map_err(|e| anyhow!("--resume: model: {e:?}"))?);
+        optim = optim.load_record(Recorder::<CpuTrain>::load(&Rec::default(), read("optim")?, &dev).map_err(|e| anyhow!("--resume: optimizer: {e:?}"))?);
+        ema = ema.load_record(Recorder::<Cpu>::load(&Rec::default(), read("ema")?, &dev).map_err(|e| anyhow!("--resume: EMA: {e:?}"))?);
+    }
+    let aug = Augment { random_resized_crop: false, hflip: cfg.objective.hflip, color_jitter: 0.0, ..Augment::default() };
+    let bs = cfg.train.batch_size;
+    let loader = Loader::new(&cache, idx, LoaderConfig { batch_size: bs, shuffle: true, drop_last: true, seed: cfg.train.seed, augment: aug, ..Default::default() });
+    let per_epoch = loader.batches_per_epoch().max(1);
+    let per_image = 3 * dit.image_size * dit.image_size;
+    let meta = |step: usize, is_ema: bool| GeneratorMeta { dit, classes: classes.clone(), target: cfg.objective.target.clone(), step, ema: is_ema };
+    let (ema_path, raw_path) = (run_dir.join("ema.safetensors"), run_dir.join("raw.safetensors"));
+    let end = opts.stop_after_steps.map(|k| (st.step + k).min(cfg.train.steps)).unwrap_or(cfg.train.steps);
+    let t0 = Instant::now();
+    let t_before = st.train_seconds;
+    let mut window = (0f64, 0usize);
+    let sched = ScheduleConfig { ..cfg.schedule.clone() };
+    while st.step < end {
+        let step = st.step;
+        let lr = lr_at(&sched, cfg.optim.lr, step, cfg.train.steps, 1, 1.0);
+        let mut accum = GradientsAccumulator::<Dit<CpuTrain>>::new();
+        let mut loss_v = 0f64;
+        for a in 0..cfg.train.accum_steps {
+            let micro = step * cfg.train.accum_steps + a;
+            let b = loader.batch((micro / per_epoch) as u64, micro % per_epoch);
+            let labels: Vec<usize> = b.labels.iter().map(|&l| map[l].expect("filtered")).collect();
+            let draws = draw_step(&cfg.objective, cfg.train.seed, micro, &labels, per_image, classes.len());
+            let x1 = Tensor::<CpuTrain, 4>::from_data(TensorData::new(b.images, [labels.len(), 3, dit.image_size, dit.image_size]), &dev) * 2.0 - 1.0;
+            let (loss, _) = flow_loss(&model, x1, &draws, &cfg.objective.target);
+            let lv: f32 = loss.clone().into_scalar().elem();
+            if !lv.is_finite() {
+                bail!("training diverged at step {step}: loss is {lv} (lower optim.lr or raise train.grad_clip)");
+            }
+            loss_v += lv as f64 / cfg.train.accum_steps as f64;
+            let g = GradientsParams::from_grads(loss.backward(), &model);
+            accum.accumulate(&model, g);
+            st.images_seen += labels.len();
+        }
+        model = optim.step(lr, model, accum.grads());
+        ema = ema_update(ema, &model.valid(), ema_decay(&cfg.ema, step));
+        st.step += 1;
+        window = (window.0 + loss_v, window.1 + 1);
+        if st.step % cfg.train.log_every == 0 || st.step == end {
+            let l = window.0 / window.1.max(1) as f64;
+            st.losses.push((st.step, l));
+            let ev = StepEvent { epoch: step / per_epoch, step: st.step, loss: l, lr };
+            sinks.emit(|s| s.on_step(&ev));
+            window = (0.0, 0);
+        }
+        let last = st.step == end;
+        if st.step % cfg.train.checkpoint_every == 0 || last {
+            use burn::record::Recorder;
+            st.train_seconds = t_before + t0.elapsed().as_secs_f64();
+            let w = |ext: &str, bytes: Vec<u8>| tinycats_data::hashing::write_atomic(&ckpt.join(format!("resume-{:07}.{ext}.mpk", st.step)), &bytes);
+            w("model", Recorder::<CpuTrain>::record(&Rec::default(), model.clone().into_record(), ()).map_err(|e| anyhow!("{e:?}"))?)?;
+            w("optim", Recorder::<CpuTrain>::record(&Rec::default(), optim.to_record(), ()).map_err(|e| anyhow!("{e:?}"))?)?;
+            w("ema", Recorder::<Cpu>::record(&Rec::default(), ema.clone().into_record(), ()).map_err(|e| anyhow!("{e:?}"))?)?;
+            // state.json last: it names the step, so a crash before it leaves the previous one valid.
+            let prev: Option<usize> = serde_json::from_slice::<GenState>(&std::fs::read(ckpt.join("state.json")).unwrap_or_default()).ok().map(|s| s.step);
+            tinycats_data::hashing::write_atomic(&ckpt.join("state.json"), &serde_json::to_vec(&st)?)?;
+            if let Some(p) = prev.filter(|&p| p != st.step) {
+                for ext in ["model", "optim", "ema"] {
+                    let _ = std::fs::remove_file(ckpt.join(format!("resume-{p:07}.{ext}.mpk")));
+                }
+            }
+            save_generator(&ema, &meta(st.step, true), &ema_path)?;
+            save_generator(&model.valid(), &meta(st.step, false), &raw_path)?;
+            sinks.emit(|s| s.on_checkpoint(&ema_path, false));
+        }
+        if cfg.predictions.enabled && (st.step % cfg.predictions.every == 0 || last) {
+            let m = meta(st.step, true);
+            let pairs: Vec<(usize, u64)> = cfg.predictions.seeds.iter().flat_map(|&s| (0..classes.len()).map(move |b| (b, s))).collect();
+            let (breeds, seeds): (Vec<usize>, Vec<u64>) = pairs.iter().copied().unzip();
+            let x = sample(&ema, &m, &breeds, &seeds, &SampleOptions { steps: cfg.predictions.sample_steps, cfg: cfg.predictions.cfg, solver: Solver::Euler }, &mut |_, _| {});
+            let imgs = to_rgb8(x)?;
+            let path = run_dir.join(format!("samples/step-{:07}.png", st.step));
+            std::fs::create_dir_all(path.parent().expect("has parent"))?;
+            grid_png(&imgs, dit.image_size, classes.len(), &path)?;
+            let preds: Vec<crate::sink::Prediction> = pairs.iter().map(|&(b, s)| crate::sink::Prediction { epoch: st.step, sample_id: format!("{}#seed{s}", classes[b]), label: b, top: vec![] }).collect();
+            sinks.emit(|s| s.on_predictions(&preds));
+        }
+    }
+    st.train_seconds = t_before + t0.elapsed().as_secs_f64();
+    let (params, flops) = dit.params_and_flops();
+    let r = GenResult {
+        run_dir: run_dir.to_path_buf(),
+        steps: st.step,
+        losses: st.losses.clone(),
+        train_seconds: st.train_seconds,
+        images_per_s: st.images_seen as f64 / st.train_seconds.max(1e-9),
+        ema_weights: ema_path,
+        raw_weights: raw_path,
+        meta: meta(st.step, true),
+        params,
+        gflops_per_image: flops as f64 / 1e9,
+    };
+    tinycats_data::hashing::write_atomic(&run_dir.join("result.json"), &serde_json::to_vec_pretty(&r)?)?;
+    Ok(r)
+}
