@@ -7,6 +7,9 @@ PY=${PYTHON:-python3}
 need_py=()
 "$PY" -c "import PIL" 2>/dev/null || need_py+=("pillow>=10")
 "$PY" -c "import numpy" 2>/dev/null || need_py+=("numpy>=1.24")
+# ONNX parity checks: the onnx checker and onnxruntime (the engine inside ONNX Runtime Web).
+"$PY" -c "import onnx" 2>/dev/null || need_py+=("onnx==1.17.0")
+"$PY" -c "import onnxruntime" 2>/dev/null || need_py+=("onnxruntime==1.20.1")
 if ((${#need_py[@]})); then
   echo "setup: pip install ${need_py[*]}"
   "$PY" -m pip install --quiet --disable-pip-version-check "${need_py[@]}"

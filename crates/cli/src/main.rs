@@ -3,6 +3,7 @@
 
 mod bench;
 mod data_cmd;
+mod export_cmd;
 mod gen_cmd;
 mod model_cmd;
 mod progress;
@@ -36,6 +37,8 @@ enum Cmd {
     Generate(gen_cmd::GenerateArgs),
     /// Evaluate a generator: FID-like score on EfficientNet-Lite0 embeddings and breed agreement.
     EvalGen(gen_cmd::EvalGenArgs),
+    /// Export a classifier or generator to ONNX (optionally fp16 / int8 weights).
+    Export(export_cmd::ExportArgs),
     /// Benchmarks that print ratios against a reference measured in the same run.
     #[command(subcommand)]
     Bench(bench::BenchCmd),
@@ -56,6 +59,7 @@ fn main() -> ExitCode {
         Cmd::Ship(a) => train_cmd::ship(a),
         Cmd::Eval(a) => model_cmd::eval(a),
         Cmd::Generate(a) => gen_cmd::generate(a),
+        Cmd::Export(a) => export_cmd::export(a),
         Cmd::EvalGen(a) => gen_cmd::eval_gen(a),
     };
     match res {

@@ -1,1 +1,119 @@
-//! placeholder
+//! ONNX export of the shipped models, in pure Rust: onnx.proto compiled by protox + prost at
+//! build time (no protoc), graphs written op by op (opset 17) to mirror the burn forward passes,
+//! optional fp16 / int8 weight quantization. Files are written atomically: an error leaves no
+//! partial .onnx behind.
+
+pub mod graph;
+pub mod nets;
+
+pub mod onnx {
+    #![allow(clippy::all)]
+    include!(concat!(env!("OUT_DIR"), "/onnx.rs"));
+}
+
+use anyhow::{bail, Result};
+use graph::{f32_tensor, Attr, Builder};
+use nets::Exported;
+use onnx::tensor_proto::DataType;
+use onnx::{ModelProto, NodeProto, TensorProto};
+use prost::Message;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Quantize {
+    None,
+    Fp16,
+    Int8,
+}
+
+impl Quantize {
+    pub fn parse(s: &str) -> Result<Self> {
+        Ok(match s {
+            "none" => Quantize::None,
+            "fp16" => Quantize::Fp16,
+            "int8" => Quantize::Int8,
+            _ => bail!("--quantize `{s}` is not supported; use none, fp16 or int8"),
+        })
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            Quantize::None => "none",
+            Quantize::Fp16 => "fp16",
+            Quantize::Int8 => "int8",
+        }
+    }
+}
+
+fn floats(t: &TensorProto) -> Vec<f32> {
+    t.raw_data.as_deref().unwrap_or_default().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
+}
+
+/// Weight-only quantization. fp16: weights stored as float16 and Cast back to float32. int8:
+/// symmetric per-output-channel int8 with a DequantizeLinear in front of each consumer. Either
+/// way every op still computes in float32 (LayerNorm, Softmax, the timestep sinusoid and all
+/// activations stay exact); only stored weights lose precision.
+pub fn quantize(e: Exported, q: Quantize) -> ModelProto {
+    let mut m = e.model;
+    if q == Quantize::None {
+        return m;
+    }
+    let g = m.graph.as_mut().expect("graph");
+    let mut b = Builder::default();
+    let mut kept = Vec::new();
+    for t in std::mem::take(&mut g.initializer) {
+        let name = t.name.clone().unwrap_or_default();
+        let Some(&axis) = e.weight_axis.get(&name) else {
+            kept.push(t);
+            continue;
+        };
+        let dims: Vec<usize> = t.dims.iter().map(|&d| d as usize).collect();
+        let w = floats(&t);
+        let qname = format!("{name}_q");
+        match q {
+            Quantize::Fp16 => {
+                let raw: Vec<u8> = w.iter().flat_map(|v| half::f16::from_f32(*v).to_le_bytes()).collect();
+                kept.push(TensorProto { name: Some(qname.clone()), dims: t.dims.clone(), data_type: Some(DataType::Float16 as i32), raw_data: Some(raw), ..Default::default() });
+                b.node("Cast", &[&qname], vec![("to", Attr::Int(DataType::Float as i64))]);
+            }
+            Quantize::Int8 => {
+                let ax = axis as usize;
+                let c = dims[ax];
+                let inner: usize = dims[ax + 1..].iter().product();
+                let mut maxabs = vec![0f32; c];
+                for (i, v) in w.iter().enumerate() {
+                    let ch = (i / inner) % c;
+                    maxabs[ch] = maxabs[ch].max(v.abs());
+                }
+                let scale: Vec<f32> = maxabs.iter().map(|&m| if m > 0.0 { m / 127.0 } else { 1.0 }).collect();
+                let raw: Vec<u8> = w.iter().enumerate().map(|(i, v)| (v / scale[(i / inner) % c]).round().clamp(-127.0, 127.0) as i8 as u8).collect();
+                kept.push(TensorProto { name: Some(qname.clone()), dims: t.dims.clone(), data_type: Some(DataType::Int8 as i32), raw_data: Some(raw), ..Default::default() });
+                let sname = format!("{name}_scale");
+                let zname = format!("{name}_zero");
+                kept.push(f32_tensor(&sname, &[c], &scale));
+                kept.push(TensorProto { name: Some(zname.clone()), dims: vec![c as i64], data_type: Some(DataType::Int8 as i32), raw_data: Some(vec![0u8; c]), ..Default::default() });
+                b.node("DequantizeLinear", &[&qname, &sname, &zname], vec![("axis", Attr::Int(axis))]);
+            }
+            Quantize::None => unreachable!(),
+        }
+        b.name_last_output(&name);
+    }
+    g.initializer = kept;
+    let mut nodes: Vec<NodeProto> = b.nodes;
+    nodes.append(&mut g.node);
+    g.node = nodes;
+    m.metadata_props.push(onnx::StringStringEntryProto { key: Some("quantization".into()), value: Some(q.name().into()) });
+    m
+}
+
+pub fn encode(m: &ModelProto) -> Vec<u8> {
+    m.encode_to_vec()
+}
+
+pub fn decode(bytes: &[u8]) -> Result<ModelProto> {
+    Ok(ModelProto::decode(bytes)?)
+}
+
+/// Metadata value of a decoded model.
+pub fn metadata(m: &ModelProto, key: &str) -> Option<String> {
+    m.metadata_props.iter().find(|p| p.key.as_deref() == Some(key)).and_then(|p| p.value.clone())
+}

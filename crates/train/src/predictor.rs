@@ -30,8 +30,9 @@ pub struct ModelManifest {
 
 pub struct Predictor {
     pub manifest: ModelManifest,
-    front: EfficientNetLite0<Cpu>,
-    tail: Tail<Cpu>,
+    /// Frozen ImageNet front, BatchNorm folded.
+    pub front: EfficientNetLite0<Cpu>,
+    pub tail: Tail<Cpu>,
 }
 
 /// The repository's default model folder (`$TINYCATS_MODELS/classifier` or `models/classifier`).

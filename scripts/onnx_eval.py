@@ -1,0 +1,82 @@
+#!/usr/bin/env python3
+"""Quality of exported ONNX models as ONNX Runtime (the engine of ONNX Runtime Web) runs them.
+
+  onnx_eval.py classifier MODEL.onnx CACHE_DIR [--split test]
+      top-1 accuracy on a prepared split (tinycats data prepare, same size as the model).
+  onnx_eval.py generator GEN.onnx CLASSIFIER.onnx [--per-breed 20 --steps 20 --cfg 3 --seed 1]
+      breed agreement: share of generated images the classifier puts in the requested breed.
+Prints one JSON line.
+"""
+import argparse, json, os, time
+import numpy as np
+import onnxruntime as ort
+from PIL import Image
+
+def session(p):
+    o = ort.SessionOptions()
+    o.intra_op_num_threads = os.cpu_count() or 1
+    return ort.InferenceSession(p, o, providers=["CPUExecutionProvider"])
+
+def meta(s):
+    return s.get_modelmeta().custom_metadata_map
+
+def classify(sess, imgs):  # imgs: N,S,S,3 uint8
+    out = []
+    for i in range(0, len(imgs), 32):
+        x = imgs[i:i + 32].astype(np.float32).transpose(0, 3, 1, 2) / 255.0
+        out.append(sess.run(None, {"image": x})[0])
+    return np.concatenate(out)
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("kind", choices=["classifier", "generator"])
+    ap.add_argument("model")
+    ap.add_argument("other")
+    ap.add_argument("--split", default="test")
+    ap.add_argument("--per-breed", type=int, default=20)
+    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--cfg", type=float, default=3.0)
+    ap.add_argument("--seed", type=int, default=1)
+    a = ap.parse_args()
+    if a.kind == "classifier":
+        s = session(a.model)
+        idx = json.load(open(os.path.join(a.other, "index.json")))
+        n, size = len(idx["entries"]), idx["size"]
+        px = np.fromfile(os.path.join(a.other, "images.u8"), dtype=np.uint8).reshape(n, size, size, 3)
+        sel = [i for i, e in enumerate(idx["entries"]) if e["split"] == a.split]
+        labels = np.array([idx["entries"][i]["label"] for i in sel])
+        t0 = time.time()
+        p = classify(s, px[sel])
+        dt = time.time() - t0
+        acc = float((p.argmax(1) == labels).mean())
+        print(json.dumps({"model": a.model, "split": a.split, "n": len(sel), "top1": acc, "ms_per_image": 1000 * dt / len(sel), "bytes": os.path.getsize(a.model)}))
+    else:
+        g, c = session(a.model), session(a.other)
+        gm, cm = meta(g), meta(c)
+        breeds, null, side = json.loads(gm["labels"]), int(gm["null_class"]), int(gm["image_size"])
+        clf_labels, csize = json.loads(cm["labels"]), int(cm["image_size"])
+        rng = np.random.default_rng(a.seed)
+        hits, per = 0, {}
+        t0 = time.time()
+        for b, name in enumerate(breeds):
+            n = a.per_breed
+            x = rng.standard_normal((n, 3, side, side)).astype(np.float32)
+            y = np.array([b] * n + [null] * n, dtype=np.int64)
+            dt = 1.0 / a.steps
+            for k in range(a.steps):
+                t = np.full(2 * n, k * dt, dtype=np.float32)
+                xx = np.concatenate([x, x])
+                o = g.run(None, {"x_t": xx, "t": t, "breed": y})[0]
+                if gm.get("target") == "x":
+                    o = (o - xx) / np.maximum(1 - t, 0.05)[:, None, None, None]
+                v = o[n:] + a.cfg * (o[:n] - o[n:])
+                x = x + v * dt
+            img = ((np.clip(x, -1, 1) + 1) * 127.5).round().astype(np.uint8).transpose(0, 2, 3, 1)
+            big = np.stack([np.asarray(Image.fromarray(im).resize((csize, csize), Image.BILINEAR)) for im in img])
+            pred = classify(c, big).argmax(1)
+            ok = int((pred == clf_labels.index(name)).sum()) if name in clf_labels else 0
+            hits += ok
+            per[name] = ok / n
+        print(json.dumps({"model": a.model, "agreement": hits / (len(breeds) * a.per_breed), "per_breed": per, "steps": a.steps, "cfg": a.cfg, "seconds": time.time() - t0, "bytes": os.path.getsize(a.model)}))
+
+main()
