@@ -66,7 +66,7 @@ def main():
             for k in range(a.steps):
                 t = np.full(2 * n, k * dt, dtype=np.float32)
                 xx = np.concatenate([x, x])
-                o = g.run(None, {"x_t": xx, "t": t, "breed": y})[0]
+                o = g.run(None, {"x_t": xx, "t": t, "breed": y})[0]  # velocity or x_hat
                 if gm.get("target") == "x":
                     o = (o - xx) / np.maximum(1 - t, 0.05)[:, None, None, None]
                 v = o[n:] + a.cfg * (o[:n] - o[n:])

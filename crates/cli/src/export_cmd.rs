@@ -76,7 +76,7 @@ fn generator(path: &Path) -> Result<(nets::Exported, &'static str)> {
         kv("target", &meta.target),
         kv("flow", "x_t = (1 − t)·noise + t·image; t = 0 is noise, t = 1 the image; velocity v = image − noise"),
         kv("input", "x_t: float32 [N,3,S,S]; t: float32 [N] in [0,1]; breed: int64 [N] (null_class = unconditional)"),
-        kv("output", if meta.target == "x" { "output: x̂, the clean-image estimate in [-1,1]; v = (x̂ − x_t)/max(1 − t, 0.05)" } else { "output: velocity v; Euler step x += v·dt" }),
+        kv("output", if meta.target == "x" { "x_hat: the clean-image estimate in [-1,1]; v = (x_hat − x_t)/max(1 − t, 0.05)" } else { "velocity: v; Euler step x += v·dt" }),
         kv("normalisation", "images in [-1,1]: pixel = (x + 1)/2"),
         kv("guidance", "none inside: run breed and null_class, v = v_null + s·(v_breed − v_null)"),
         kv("ema", meta.ema),

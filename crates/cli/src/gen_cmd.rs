@@ -70,6 +70,10 @@ pub fn train(a: GeneratorArgs) -> Result<ExitCode> {
         let run_meta = serde_json::json!({"kind": "generator", "git_commit": crate::train_cmd::git_commit(), "split_hash": cache.index.split_hash(), "config_source": source, "overrides": a.set});
         tinycats_data::hashing::write_atomic(&run_dir.join("run.json"), &serde_json::to_vec_pretty(&run_meta)?)?;
     }
+    if let Ok(d) = cfg.dit(12) {
+        let (params, flops) = d.params_and_flops();
+        eprintln!("DiT {}: {} px, patch {} ({} tokens), hidden {}, depth {}, heads {}: {:.2} M params, {:.3} GFLOP per image forward", cfg.model.preset, d.image_size, d.patch, d.tokens(), d.hidden, d.depth, d.heads, params as f64 / 1e6, flops as f64 / 1e9);
+    }
     let mut sinks = Sinks::default();
     sinks.sinks.push(Box::new(StepConsole { total: cfg.train.steps, last: (Instant::now(), None) }));
     sinks.sinks.push(Box::new(JsonlSink { path: run_dir.join("events.jsonl") }));
@@ -200,13 +204,18 @@ pub struct EvalGenArgs {
     /// Folder for per-breed sample grids (PNG) and report.json.
     #[arg(long, default_value = "eval-gen")]
     out: PathBuf,
+    /// Evaluate the weights as an ONNX export stores them: none, fp16 or int8 (Linear weights).
+    #[arg(long, default_value = "none")]
+    quantize: String,
     #[arg(long)]
     json: bool,
 }
 
 pub fn eval_gen(a: EvalGenArgs) -> Result<ExitCode> {
     let path = a.model.clone().unwrap_or_else(|| PathBuf::from(SHIPPED_GENERATOR));
+    let q = tinycats_export::Quantize::parse(&a.quantize)?;
     let (model, meta) = generator::load_generator(&path)?;
+    let model = tinycats_export::fake_quantize_linears(model, q);
     let clf_dir = a.classifier.clone().unwrap_or_else(tinycats_train::predictor::default_model_dir);
     let pred = tinycats_train::predictor::Predictor::load(&clf_dir, &tinycats_train::predictor::default_backbone())?;
     let cache = tinycats_data::cache::Cache::open(&a.data)?;

@@ -27,6 +27,10 @@ fn every_subcommand_has_help() {
         vec!["data", "fixture", "--help"],
         vec!["bench", "--help"],
         vec!["bench", "data", "--help"],
+        vec!["train", "generator", "--help"],
+        vec!["generate", "--help"],
+        vec!["eval-gen", "--help"],
+        vec!["export", "--help"],
     ] {
         let o = tc(&args);
         assert!(o.status.success(), "{args:?}");
@@ -245,4 +249,69 @@ fn sigkill_then_resume_matches_uninterrupted() {
     let o = train(&t.path().join("nothing"), &["--resume"]).output().unwrap();
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("config.toml"), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+#[test]
+fn generator_train_generate_export_end_to_end() {
+    let t = tempfile::tempdir().unwrap();
+    let s = |p: &Path| p.to_string_lossy().to_string();
+    let (src, ds, run) = (t.path().join("src"), t.path().join("ds"), t.path().join("run"));
+    assert!(tc(&["data", "fixture", &s(&src), "--breeds", "all-cats", "--per-class", "3", "--size", "32"]).status.success());
+    ok_json(&["data", "import", &s(&src), "--dest", &s(&ds), "--json"]);
+    ok_json(&["data", "verify", &s(&ds), "--json"]);
+    let p = ok_json(&["data", "prepare", &s(&ds), "--size", "16", "--json"]);
+    let cache = p["out"].as_str().unwrap().to_string();
+    let o = tc(&[
+        "train", "generator", "--run-dir", &s(&run), "--set", "model.preset=tiny", "--set", &format!("data.cache=\"{cache}\""),
+        "--set", "train.steps=4", "--set", "train.batch_size=8", "--set", "predictions.every=2", "--set", "predictions.sample_steps=2", "--json",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("M params"), "params/FLOPs are printed");
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(r["steps"], 4);
+    assert!(run.join("samples/step-0000002.png").is_file() && run.join("samples/step-0000004.png").is_file());
+    let events = std::fs::read_to_string(run.join("events.jsonl")).unwrap();
+    assert!(events.contains("\"predictions\"") && events.contains("Bengal#seed1"), "{events}");
+    let ema = s(&run.join("ema.safetensors"));
+    let (a, b) = (t.path().join("a.png"), t.path().join("b.png"));
+    for out in [&a, &b] {
+        let o = tc(&["generate", "--model", &ema, "--breed", "bengal", "--n", "3", "--steps", "3", "--seed", "9", "--out", &s(out)]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap(), "same seed → same pixels");
+    let o = tc(&["generate", "--model", &ema, "--breed", "Corgi"]);
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("unknown breed `Corgi`"));
+    let dir = t.path().join("imgs");
+    let o = tc(&["generate", "--model", &ema, "--breed", "Sphynx", "--n", "2", "--steps", "2", "--out", &s(&dir)]);
+    assert!(o.status.success());
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 2);
+
+    // Export, and export refusals that leave nothing behind.
+    let onnx = t.path().join("g.onnx");
+    let o = tc(&["export", "--model", &ema, "--out", &s(&onnx), "--quantize", "int8"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let m = tinycats_export::decode(&std::fs::read(&onnx).unwrap()).unwrap();
+    assert_eq!(tinycats_export::metadata(&m, "null_class").as_deref(), Some("12"));
+    assert_eq!(tinycats_export::metadata(&m, "quantization").as_deref(), Some("int8"));
+    assert!(tinycats_export::metadata(&m, "labels").unwrap().contains("Sphynx"));
+    for (args, needle) in [
+        (vec!["--model", "/nonexistent/model", "--out"], "not a classifier folder"),
+        (vec!["--model", &ema, "--quantize", "int4", "--out"], "int4"),
+    ] {
+        let bad = t.path().join("bad.onnx");
+        let mut full = vec!["export"];
+        full.extend(args.iter().copied());
+        let bs = s(&bad);
+        full.push(&bs);
+        let o = tc(&full);
+        assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains(needle), "{full:?}: {}", String::from_utf8_lossy(&o.stderr));
+        assert!(!bad.exists(), "a failed export left {bad:?} behind");
+    }
+    let o = tc(&["export", "--model", &ema, "--out", &s(&t.path().join("g.bin"))]);
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains(".onnx"));
+    // A corrupted weights file is refused with its name.
+    let junk = t.path().join("junk.safetensors");
+    std::fs::write(&junk, b"not weights").unwrap();
+    let o = tc(&["export", "--model", &s(&junk), "--out", &s(&t.path().join("j.onnx"))]);
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("junk.safetensors"), "{}", String::from_utf8_lossy(&o.stderr));
 }

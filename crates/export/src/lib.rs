@@ -117,3 +117,49 @@ pub fn decode(bytes: &[u8]) -> Result<ModelProto> {
 pub fn metadata(m: &ModelProto, key: &str) -> Option<String> {
     m.metadata_props.iter().find(|p| p.key.as_deref() == Some(key)).and_then(|p| p.value.clone())
 }
+
+/// The burn model with its Linear weights rounded exactly as `quantize` stores them (fp16, or
+/// int8 per output column), so quality metrics of a quantized export can be measured with the
+/// burn evaluation code. Like the ONNX graphs, only Linear weights change.
+pub fn fake_quantize_linears<B: burn::prelude::Backend, M: burn::module::Module<B>>(m: M, q: Quantize) -> M {
+    use burn::module::{ModuleMapper, Param};
+    use burn::prelude::*;
+    struct Fq {
+        stack: Vec<String>,
+        q: Quantize,
+    }
+    impl<B: Backend> ModuleMapper<B> for Fq {
+        fn enter_module(&mut self, _name: &str, container_type: &str) {
+            self.stack.push(container_type.to_string());
+        }
+        fn exit_module(&mut self, _name: &str, _container_type: &str) {
+            self.stack.pop();
+        }
+        fn map_float<const D: usize>(&mut self, p: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
+            if D != 2 || self.stack.last().map(String::as_str) != Some("Struct:Linear") || self.q == Quantize::None {
+                return p;
+            }
+            let q = self.q;
+            p.map(|t| {
+                let dims = t.dims();
+                let (rows, cols) = (dims[0], dims[1]);
+                let dev = t.device();
+                let w: Vec<f32> = t.into_data().to_vec().expect("f32 weights");
+                let out: Vec<f32> = match q {
+                    Quantize::Fp16 => w.iter().map(|v| half::f16::from_f32(*v).to_f32()).collect(),
+                    _ => {
+                        let mut s = vec![0f32; cols];
+                        for (i, v) in w.iter().enumerate() {
+                            s[i % cols] = s[i % cols].max(v.abs());
+                        }
+                        let s: Vec<f32> = s.iter().map(|m| if *m > 0.0 { m / 127.0 } else { 1.0 }).collect();
+                        w.iter().enumerate().map(|(i, v)| (v / s[i % cols]).round().clamp(-127.0, 127.0) * s[i % cols]).collect()
+                    }
+                };
+                let _ = rows;
+                Tensor::<B, D>::from_data(TensorData::new(out, dims), &dev)
+            })
+        }
+    }
+    m.map(&mut Fq { stack: vec![], q })
+}

@@ -158,10 +158,19 @@ fn modulate(b: &mut Builder, x: &str, shift: &str, scale: &str) -> String {
     b.op("Add", &[&y, shift])
 }
 
+fn c_target(meta: &[(String, String)]) -> String {
+    meta.iter().find(|(k, _)| k == "target").map(|(_, v)| v.clone()).unwrap_or_else(|| "velocity".into())
+}
+
+/// The generator graph's output name for a training target: `velocity` or `x_hat`.
+pub fn output_name(target: &str) -> &'static str {
+    if target == "x" { "x_hat" } else { "velocity" }
+}
+
 /// Generator graph: `x_t` float32 [N,3,S,S], `t` float32 [N] in [0,1], `breed` int64 [N]
-/// (null class = number of breeds, for the unconditional half of CFG) → `output` [N,3,S,S]:
-/// the velocity (target "velocity") or the clean-image estimate x̂ (target "x"), as named in
-/// the `target` metadata. No guidance inside: the caller runs cond + null and mixes once.
+/// (null class = number of breeds, for the unconditional half of CFG) → `velocity` [N,3,S,S]
+/// (target "velocity"), or `x_hat`, the clean-image estimate (target "x", per the `target`
+/// metadata). No guidance inside: the caller runs cond + null and mixes once.
 pub fn dit(m: &Dit<Cpu>, meta: &[(String, String)]) -> Result<Exported> {
     let c = m.config();
     let (h, g, p, ch, tk) = (c.hidden as i64, c.grid() as i64, c.patch as i64, c.channels as i64, c.tokens() as i64);
@@ -242,14 +251,15 @@ pub fn dit(m: &Dit<Cpu>, meta: &[(String, String)]) -> Result<Exported> {
     let out = b.node("Transpose", &[&out], vec![("perm", Attr::Ints(vec![0, 5, 1, 3, 2, 4]))]);
     let s4 = b.const_i64(&[0, ch, g * p, g * p]);
     b.op("Reshape", &[&out, &s4]);
-    b.name_last_output("output");
+    let out_name = output_name(&c_target(meta));
+    b.name_last_output(out_name);
     let sz = Some(c.image_size);
     let weight_axis = b.weight_axis.clone();
     let model = model(
         b,
         "tinycats_generator",
         vec![value_info("x_t", DataType::Float, &[None, Some(c.channels), sz, sz]), value_info("t", DataType::Float, &[None]), value_info("breed", DataType::Int64, &[None])],
-        vec![value_info("output", DataType::Float, &[None, Some(c.channels), sz, sz])],
+        vec![value_info(out_name, DataType::Float, &[None, Some(c.channels), sz, sz])],
         meta,
     );
     Ok(Exported { model, weight_axis })

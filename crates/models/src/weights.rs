@@ -207,3 +207,86 @@ mod tests {
         std::fs::remove_dir_all(&t).ok();
     }
 }
+
+/// Any byte blob (optimizer / resume records) stored as parts of at most `limit` bytes:
+/// `<path>` itself when it fits, else `<path>.part-K-of-N` files. Parts are written first and the
+/// previous single file (if any) removed last, so a crash leaves either old or new complete data.
+pub fn write_chunked(path: &Path, bytes: &[u8], limit: usize, write: &dyn Fn(&Path, &[u8]) -> Result<()>) -> Result<()> {
+    let parts: Vec<&[u8]> = bytes.chunks(limit.max(1)).collect();
+    if parts.len() <= 1 {
+        return write(path, bytes);
+    }
+    let n = parts.len();
+    for (k, p) in parts.iter().enumerate() {
+        write(&chunk_path(path, k + 1, n), p)?;
+    }
+    let _ = std::fs::remove_file(path);
+    Ok(())
+}
+
+fn chunk_path(path: &Path, k: usize, n: usize) -> std::path::PathBuf {
+    let mut s = path.as_os_str().to_os_string();
+    s.push(format!(".part-{k}-of-{n}"));
+    std::path::PathBuf::from(s)
+}
+
+/// Reads what `write_chunked` wrote (single file or all of its parts, in order).
+pub fn read_chunked(path: &Path) -> Result<Vec<u8>> {
+    if path.is_file() {
+        return std::fs::read(path).with_context(|| format!("cannot read {}", path.display()));
+    }
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path.file_name().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
+    let prefix = format!("{name}.part-1-of-");
+    let n: usize = std::fs::read_dir(dir)
+        .with_context(|| format!("cannot read {}", dir.display()))?
+        .filter_map(|e| e.ok()?.file_name().to_str()?.strip_prefix(&prefix)?.parse().ok())
+        .max()
+        .with_context(|| format!("{} is missing (no file and no parts)", path.display()))?;
+    let mut out = Vec::new();
+    for k in 1..=n {
+        let p = chunk_path(path, k, n);
+        out.extend(std::fs::read(&p).with_context(|| format!("checkpoint part {} is missing", p.display()))?);
+    }
+    Ok(out)
+}
+
+/// Removes a blob written by `write_chunked` (the file or its parts).
+pub fn remove_chunked(path: &Path) {
+    let _ = std::fs::remove_file(path);
+    if let (Some(dir), Some(name)) = (path.parent(), path.file_name().and_then(|s| s.to_str())) {
+        if let Ok(rd) = std::fs::read_dir(dir) {
+            for e in rd.flatten() {
+                if e.file_name().to_str().is_some_and(|f| f.starts_with(&format!("{name}.part-"))) {
+                    let _ = std::fs::remove_file(e.path());
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod chunk_tests {
+    use super::*;
+
+    #[test]
+    fn chunked_blobs_round_trip_and_stay_under_the_limit() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("resume.optim.mpk");
+        let w = |p: &Path, b: &[u8]| -> Result<()> { Ok(std::fs::write(p, b)?) };
+        let big: Vec<u8> = (0..10_000u32).map(|i| (i % 251) as u8).collect();
+        write_chunked(&p, &big, 4096, &w).unwrap();
+        assert!(!p.exists());
+        let parts: Vec<_> = std::fs::read_dir(d.path()).unwrap().flatten().collect();
+        assert_eq!(parts.len(), 3);
+        assert!(parts.iter().all(|e| e.metadata().unwrap().len() <= 4096));
+        assert_eq!(read_chunked(&p).unwrap(), big);
+        std::fs::remove_file(d.path().join("resume.optim.mpk.part-2-of-3")).unwrap();
+        let e = read_chunked(&p).unwrap_err().to_string();
+        assert!(e.contains("part-2-of-3"), "{e}");
+        remove_chunked(&p);
+        assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 0);
+        write_chunked(&p, b"small", 4096, &w).unwrap();
+        assert_eq!(read_chunked(&p).unwrap(), b"small");
+    }
+}

@@ -553,10 +553,7 @@ pub fn train_generator(cfg: &GeneratorConfig, run_dir: &Path, sinks: &mut Sinks,
         let sp = ckpt.join("state.json");
         st = serde_json::from_slice(&std::fs::read(&sp).with_context(|| format!("--resume: no checkpoint in {} ({} missing)", run_dir.display(), sp.display()))?)
             .with_context(|| format!("{} is damaged", sp.display()))?;
-        let read = |ext: &str| {
-            let p = ckpt.join(format!("resume-{:07}.{ext}.mpk", st.step));
-            std::fs::read(&p).with_context(|| format!("--resume: cannot read {}", p.display()))
-        };
+        let read = |ext: &str| tinycats_models::weights::read_chunked(&ckpt.join(format!("resume-{:07}.{ext}.mpk", st.step))).context("--resume");
         model = model.load_record(Recorder::<CpuTrain>::load(&Rec::default(), read("model")?, &dev).map_err(|e| anyhow!("--resume: model: {e:?}"))?);
         optim = optim.load_record(Recorder::<CpuTrain>::load(&Rec::default(), read("optim")?, &dev).map_err(|e| anyhow!("--resume: optimizer: {e:?}"))?);
         ema = ema.load_record(Recorder::<Cpu>::load(&Rec::default(), read("ema")?, &dev).map_err(|e| anyhow!("--resume: EMA: {e:?}"))?);
@@ -609,7 +606,10 @@ pub fn train_generator(cfg: &GeneratorConfig, run_dir: &Path, sinks: &mut Sinks,
         if st.step % cfg.train.checkpoint_every == 0 || last {
             use burn::record::Recorder;
             st.train_seconds = t_before + t0.elapsed().as_secs_f64();
-            let w = |ext: &str, bytes: Vec<u8>| tinycats_data::hashing::write_atomic(&ckpt.join(format!("resume-{:07}.{ext}.mpk", st.step)), &bytes);
+            // Resume records are split into ≤ 16 MiB parts like the weights.
+            let w = |ext: &str, bytes: Vec<u8>| {
+                tinycats_models::weights::write_chunked(&ckpt.join(format!("resume-{:07}.{ext}.mpk", st.step)), &bytes, tinycats_models::weights::SHARD_LIMIT, &|p, b| tinycats_data::hashing::write_atomic(p, b))
+            };
             w("model", Recorder::<CpuTrain>::record(&Rec::default(), model.clone().into_record(), ()).map_err(|e| anyhow!("{e:?}"))?)?;
             w("optim", Recorder::<CpuTrain>::record(&Rec::default(), optim.to_record(), ()).map_err(|e| anyhow!("{e:?}"))?)?;
             w("ema", Recorder::<Cpu>::record(&Rec::default(), ema.clone().into_record(), ()).map_err(|e| anyhow!("{e:?}"))?)?;
@@ -618,7 +618,7 @@ pub fn train_generator(cfg: &GeneratorConfig, run_dir: &Path, sinks: &mut Sinks,
             tinycats_data::hashing::write_atomic(&ckpt.join("state.json"), &serde_json::to_vec(&st)?)?;
             if let Some(p) = prev.filter(|&p| p != st.step) {
                 for ext in ["model", "optim", "ema"] {
-                    let _ = std::fs::remove_file(ckpt.join(format!("resume-{p:07}.{ext}.mpk")));
+                    tinycats_models::weights::remove_chunked(&ckpt.join(format!("resume-{p:07}.{ext}.mpk")));
                 }
             }
             save_generator(&ema, &meta(st.step, true), &ema_path)?;
