@@ -1,15 +1,25 @@
 #!/usr/bin/env bash
-# The one command that runs every test. Tests that need ../shared skip with a printed reason
-# when it is absent. Ends with one summary line "N passed, N failed" over all test binaries.
+# The one command that runs every test: the Rust workspace (cargo test) and the web app (unit
+# tests + Playwright in Debian's headless chromium, scripts/test_web.sh). Tests that need
+# ../shared skip with a printed reason when it is absent. Ends with one summary line
+# "all tests: N passed, N failed" over everything.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 log=$(mktemp)
-trap 'rm -f "$log"' EXIT
+weblog=$(mktemp)
+trap 'rm -f "$log" "$weblog"' EXIT
 set +e
 cargo test --workspace --locked --no-fail-fast 2>&1 | tee "$log"
 rc=${PIPESTATUS[0]}
+bash scripts/test_web.sh 2>&1 | tee "$weblog"
+web_rc=${PIPESTATUS[0]}
 set -e
-awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
-     END { printf "all tests: %d passed, %d failed\n", p, f }' "$log"
-exit "$rc"
+rust=$(awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+     END { printf "%d %d", p, f }' "$log")
+web=$(awk '/^web tests:/ { p = $3; f = $5 } END { if (p == "") { p = 0; f = 1 } printf "%d %d", p, f }' "$weblog")
+read -r rp rf <<<"$rust"
+read -r wp wf <<<"$web"
+echo "rust tests: $rp passed, $rf failed; web tests: $wp passed, $wf failed"
+echo "all tests: $((rp + wp)) passed, $((rf + wf)) failed"
+[ "$rc" -eq 0 ] && [ "$web_rc" -eq 0 ]

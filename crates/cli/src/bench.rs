@@ -15,6 +15,8 @@ pub enum BenchCmd {
     Data(DataBench),
     /// Classifier-tail training step images/s (BN vs frozen BN), optionally vs PyTorch.
     ClassifierStep(StepBench),
+    /// DiT flow-matching training step images/s (the generator's preset), optionally vs PyTorch.
+    DitStep(DitBench),
 }
 
 #[derive(Args)]
@@ -43,6 +45,7 @@ pub fn run(cmd: BenchCmd) -> Result<ExitCode> {
     match cmd {
         BenchCmd::Data(a) => data(a),
         BenchCmd::ClassifierStep(a) => classifier_step(a),
+        BenchCmd::DitStep(a) => dit_step(a),
     }
 }
 
@@ -186,6 +189,92 @@ pub fn classifier_step(a: StepBench) -> Result<ExitCode> {
         }
         for (k, v) in out.as_object().into_iter().flatten().filter(|(k, _)| k.starts_with("ratio")) {
             println!("  {k}: {:.2}x", v.as_f64().unwrap_or(0.0));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Args)]
+pub struct DitBench {
+    /// DiT preset (tiny, small, base).
+    #[arg(long, default_value = "small")]
+    preset: String,
+    #[arg(long, default_value_t = 32)]
+    batch: usize,
+    #[arg(long, default_value_t = 5)]
+    steps: usize,
+    /// Threads for burn-flex (rayon) and PyTorch; default: all cores.
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Also run the PyTorch reference (scripts/bench_torch_dit.py) with this interpreter.
+    #[arg(long)]
+    torch: Option<String>,
+    #[arg(long)]
+    json: bool,
+}
+
+/// One flow-matching training step of the generator's DiT (forward, velocity loss, backward,
+/// AdamW with clipping) in burn-flex, against the same network in PyTorch in the same run.
+pub fn dit_step(a: DitBench) -> Result<ExitCode> {
+    use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
+    use burn::prelude::*;
+    use tinycats_models::dit::{Dit, DitConfig};
+    use tinycats_models::CpuTrain;
+    use tinycats_train::generator::{draw_step, flow_loss, ObjectiveConfig};
+    let cfg = DitConfig::preset(&a.preset, 12).with_context(|| format!("--preset {}: use tiny, small or base", a.preset))?;
+    let threads = a.threads.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build()?;
+    let (params, flops) = cfg.params_and_flops();
+    let mut out = serde_json::json!({"preset": a.preset, "batch": a.batch, "threads": threads, "steps": a.steps, "params": params, "gflop_per_image_fwd": flops as f64 / 1e9});
+    let ips = pool.install(|| -> Result<f64> {
+        let dev = Default::default();
+        let mut model = Dit::<CpuTrain>::new(cfg, &dev);
+        let mut optim = AdamWConfig::new().with_beta_2(0.99).with_grad_clipping(Some(burn::grad_clipping::GradientClippingConfig::Norm(1.0))).init::<CpuTrain, Dit<CpuTrain>>();
+        let s = cfg.image_size;
+        let per = 3 * s * s;
+        let x1 = Tensor::<CpuTrain, 4>::random([a.batch, 3, s, s], burn::tensor::Distribution::Uniform(-1.0, 1.0), &dev);
+        let labels: Vec<usize> = (0..a.batch).map(|i| i % 12).collect();
+        let obj = ObjectiveConfig::default();
+        let mut run = |n: usize, k0: usize| {
+            for k in 0..n {
+                let d = draw_step(&obj, 1, k0 + k, &labels, per, 12);
+                let (loss, _) = flow_loss(&model, x1.clone(), &d, "velocity");
+                let g = GradientsParams::from_grads(loss.backward(), &model);
+                model = optim.step(4e-4, model.clone(), g);
+            }
+        };
+        run(2, 0);
+        let t = Instant::now();
+        run(a.steps, 2);
+        Ok(a.batch as f64 * a.steps as f64 / t.elapsed().as_secs_f64())
+    })?;
+    out["burn"] = serde_json::json!({"images_per_s": ips, "gflop_per_s": 3.0 * flops as f64 * ips / 1e9});
+    if let Some(py) = &a.torch {
+        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/bench_torch_dit.py");
+        let script = if script.is_file() { script } else { PathBuf::from("scripts/bench_torch_dit.py") };
+        let args = [
+            "--size", &cfg.image_size.to_string(), "--patch", &cfg.patch.to_string(), "--hidden", &cfg.hidden.to_string(), "--depth", &cfg.depth.to_string(),
+            "--heads", &cfg.heads.to_string(), "--batch", &a.batch.to_string(), "--steps", &a.steps.to_string(), "--threads", &threads.to_string(),
+        ];
+        let o = std::process::Command::new(py).arg(&script).args(args).output().with_context(|| format!("cannot run {py} {}", script.display()))?;
+        if !o.status.success() {
+            bail!("PyTorch reference failed: {}", String::from_utf8_lossy(&o.stderr));
+        }
+        let v: serde_json::Value = serde_json::from_str(String::from_utf8_lossy(&o.stdout).lines().last().unwrap_or("{}"))?;
+        if v["params"].as_u64() != Some(params as u64) {
+            bail!("PyTorch model has {} parameters, burn's has {params}: the references differ", v["params"]);
+        }
+        out["ratio_burn_vs_torch"] = serde_json::json!(ips / v["images_per_s"].as_f64().unwrap_or(f64::MAX));
+        out["torch"] = v;
+    }
+    if a.json {
+        println!("{out}");
+    } else {
+        println!("DiT {} training step, batch {}, {} thread(s), fp32, {:.2} M params:", a.preset, a.batch, threads, params as f64 / 1e6);
+        println!("  burn-flex {:>8.1} images/s ({:.1} GFLOP/s)", ips, out["burn"]["gflop_per_s"].as_f64().unwrap_or(0.0));
+        if let Some(t) = out.get("torch") {
+            println!("  PyTorch {} {:>8.1} images/s", t["torch"].as_str().unwrap_or("?"), t["images_per_s"].as_f64().unwrap_or(0.0));
+            println!("  ratio burn / PyTorch: {:.2}x", out["ratio_burn_vs_torch"].as_f64().unwrap_or(0.0));
         }
     }
     Ok(ExitCode::SUCCESS)

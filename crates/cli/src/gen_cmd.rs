@@ -29,6 +29,9 @@ pub struct GeneratorArgs {
     /// Stop after this many optimizer steps in this call (continue later with --resume).
     #[arg(long)]
     steps_this_run: Option<usize>,
+    /// Initialise a new run from these generator weights (same network shape).
+    #[arg(long, conflicts_with = "resume")]
+    init_from: Option<PathBuf>,
     #[arg(long)]
     json: bool,
 }
@@ -67,7 +70,7 @@ pub fn train(a: GeneratorArgs) -> Result<ExitCode> {
     std::fs::create_dir_all(&run_dir).with_context(|| format!("cannot create {}", run_dir.display()))?;
     if !a.resume {
         let cache = tinycats_data::cache::Cache::open(&cfg.data.cache)?;
-        let run_meta = serde_json::json!({"kind": "generator", "git_commit": crate::train_cmd::git_commit(), "split_hash": cache.index.split_hash(), "config_source": source, "overrides": a.set});
+        let run_meta = serde_json::json!({"kind": "generator", "git_commit": crate::train_cmd::git_commit(), "split_hash": cache.index.split_hash(), "config_source": source, "overrides": a.set, "init_from": a.init_from});
         tinycats_data::hashing::write_atomic(&run_dir.join("run.json"), &serde_json::to_vec_pretty(&run_meta)?)?;
     }
     if let Ok(d) = cfg.dit(12) {
@@ -77,7 +80,7 @@ pub fn train(a: GeneratorArgs) -> Result<ExitCode> {
     let mut sinks = Sinks::default();
     sinks.sinks.push(Box::new(StepConsole { total: cfg.train.steps, last: (Instant::now(), None) }));
     sinks.sinks.push(Box::new(JsonlSink { path: run_dir.join("events.jsonl") }));
-    let r = generator::train_generator(&cfg, &run_dir, &mut sinks, &GenOptions { resume: a.resume, stop_after_steps: a.steps_this_run })?;
+    let r = generator::train_generator(&cfg, &run_dir, &mut sinks, &GenOptions { resume: a.resume, stop_after_steps: a.steps_this_run, init_from: a.init_from.clone() })?;
     if a.json {
         println!("{}", serde_json::to_string(&r)?);
     } else {
@@ -244,5 +247,65 @@ pub fn eval_gen(a: EvalGenArgs) -> Result<ExitCode> {
         }
         println!("grids and report.json in {}", a.out.display());
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A generator run → `models/generator`: EMA weights, model.json and a model card with the
+/// training record and (when `<run>/eval/report.json` exists) the evaluation.
+pub fn ship(run: &std::path::Path, out: &std::path::Path, run_meta: &serde_json::Value) -> Result<ExitCode> {
+    let result: serde_json::Value = serde_json::from_slice(&std::fs::read(run.join("result.json")).with_context(|| format!("{}: no result.json (did the run finish?)", run.display()))?)?;
+    let cfg_text = std::fs::read_to_string(run.join("config.toml")).with_context(|| format!("{}: no config.toml", run.display()))?;
+    let (_, meta) = generator::load_generator(&run.join("ema.safetensors"))?;
+    let commit = run_meta["git_commit"].as_str().unwrap_or("unknown");
+    let run_id = run.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    let version = format!("{}-{}-step{}", env!("CARGO_PKG_VERSION"), commit.get(..7).unwrap_or(commit), meta.step);
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    let bytes = tinycats_models::weights::read_sharded(&run.join("ema.safetensors"))?;
+    tinycats_models::weights::write_sharded(&out.join("generator.safetensors"), &bytes, tinycats_models::weights::SHARD_LIMIT, &|p, b| tinycats_data::hashing::write_atomic(p, b))?;
+    let manifest = serde_json::json!({"arch": "dit", "version": version, "run_id": run_id, "classes": meta.classes, "null_class": meta.null_class(), "image_size": meta.dit.image_size, "target": meta.target, "ema": meta.ema, "step": meta.step, "dit": meta.dit});
+    tinycats_data::hashing::write_atomic(&out.join("model.json"), &serde_json::to_vec_pretty(&manifest)?)?;
+    let d = meta.dit;
+    let (params, flops) = d.params_and_flops();
+    let losses = result["losses"].as_array().cloned().unwrap_or_default();
+    let last_loss = losses.last().and_then(|l| l[1].as_f64()).unwrap_or(f64::NAN);
+    let mut card = format!(
+        "# tinycats cat generator\n\n\
+         Class-conditional DiT (adaLN-Zero, fixed 2D sin-cos position embedding) trained with flow matching \
+         (x_t = (1 − t)·noise + t·image, t = 0 noise → t = 1 image; target: {}), on the 12 cat breeds of the \
+         Oxford-IIIT Pet photos (CC BY-SA 4.0, Parkhi et al. 2012), train + val splits, centre-cropped to {s}×{s}.\n\n\
+         - Network: {s} px, patch {} ({} tokens), hidden {}, depth {}, heads {}: {:.2} M parameters, {:.3} GFLOP per forward.\n\
+         - Classes: {} (null class for guidance: {}).\n\
+         - Training: {} steps, batch {}, {:.1} images/s on the training machine, {:.0} s; last logged loss {last_loss:.4}.\n\
+         - Weights: EMA (`generator.safetensors`), fp32. Run `{run_id}`, git {commit}, version `{version}`.\n\
+         - Sampling: Euler or Heun from t = 0 to 1, classifier-free guidance applied once per step.\n\n\
+         Config:\n\n```toml\n{cfg_text}```\n\nReproduce: `scripts/train_generator.sh` (see docs/RESULTS.md).\n",
+        meta.target,
+        d.patch,
+        d.tokens(),
+        d.hidden,
+        d.depth,
+        d.heads,
+        params as f64 / 1e6,
+        flops as f64 / 1e9,
+        meta.classes.join(", "),
+        meta.null_class(),
+        meta.step,
+        toml::from_str::<toml::Table>(&cfg_text).ok().and_then(|t| t.get("train")?.get("batch_size")?.as_integer()).unwrap_or(0),
+        result["images_per_s"].as_f64().unwrap_or(0.0),
+        result["train_seconds"].as_f64().unwrap_or(0.0),
+        s = d.image_size,
+    );
+    if let Ok(b) = std::fs::read(run.join("eval/report.json")) {
+        let e: serde_json::Value = serde_json::from_slice(&b)?;
+        card.push_str(&format!(
+            "\n## Evaluation (`tinycats eval-gen`, {} steps, CFG {})\n\n- FID-like (EfficientNet-Lite0 embeddings, not comparable with Inception FID): **{:.2}** ({} generated vs {} real; real-vs-real floor {:.2}).\n- Breed agreement with the shipped classifier: **{:.1}%**.\n\n| breed | agreement | most often classified as |\n|---|---|---|\n",
+            e["steps"], e["cfg"], e["fid_like"].as_f64().unwrap_or(f64::NAN), e["generated"], e["real"], e["fid_like_real_halves"].as_f64().unwrap_or(f64::NAN), 100.0 * e["agreement"].as_f64().unwrap_or(0.0)
+        ));
+        for b in e["per_breed"].as_array().cloned().unwrap_or_default() {
+            card.push_str(&format!("| {} | {:.1}% | {} |\n", b["breed"].as_str().unwrap_or(""), 100.0 * b["agreement"].as_f64().unwrap_or(0.0), b["top_confusion"].as_str().unwrap_or("")));
+        }
+    }
+    tinycats_data::hashing::write_atomic(&out.join("MODEL_CARD.md"), card.as_bytes())?;
+    println!("shipped {} → {}", run.display(), out.display());
     Ok(ExitCode::SUCCESS)
 }

@@ -17,18 +17,30 @@ pub enum TrainCmd {
     Generator(crate::gen_cmd::GeneratorArgs),
 }
 
+struct ShipOut {
+    run: PathBuf,
+    out: PathBuf,
+}
+
 #[derive(Args)]
 pub struct ShipArgs {
     /// A finished classifier run folder (holds result.json and checkpoints/best.safetensors).
     #[arg(long)]
     run: PathBuf,
-    /// Model folder to write (model.json, tail.safetensors, MODEL_CARD.md).
-    #[arg(long, default_value = "models/classifier")]
-    out: PathBuf,
+    /// Model folder to write (default models/classifier or models/generator).
+    #[arg(long)]
+    out: Option<PathBuf>,
 }
 
-/// Copies a run's best weights into a self-describing model folder with a model card.
-pub fn ship(a: ShipArgs) -> Result<ExitCode> {
+/// Copies a run's best (classifier) or EMA (generator) weights into a self-describing model
+/// folder with a model card.
+pub fn ship(mut a: ShipArgs) -> Result<ExitCode> {
+    let run_meta: serde_json::Value = serde_json::from_slice(&std::fs::read(a.run.join("run.json")).unwrap_or_default()).unwrap_or_default();
+    if run_meta["kind"] == "generator" {
+        return crate::gen_cmd::ship(&a.run, &a.out.unwrap_or_else(|| PathBuf::from("models/generator")), &run_meta);
+    }
+    let out = a.out.take().unwrap_or_else(|| PathBuf::from("models/classifier"));
+    let a = ShipOut { run: a.run, out };
     let result: serde_json::Value = serde_json::from_slice(&std::fs::read(a.run.join("result.json")).with_context(|| format!("{}: no result.json (did the run finish?)", a.run.display()))?)?;
     let cfg_text = std::fs::read_to_string(a.run.join("config.toml")).with_context(|| format!("{}: no config.toml", a.run.display()))?;
     let cfg = ClassifierConfig::load(&cfg_text, "run config", &[])?;

@@ -506,6 +506,9 @@ pub struct GenResult {
 pub struct GenOptions {
     pub resume: bool,
     pub stop_after_steps: Option<usize>,
+    /// Start a new run from these weights (same network shape), e.g. to switch the objective
+    /// without relearning the trunk. Ignored with `resume`.
+    pub init_from: Option<PathBuf>,
 }
 
 type Rec = burn::record::NamedMpkBytesRecorder<burn::record::FullPrecisionSettings>;
@@ -546,6 +549,17 @@ pub fn train_generator(cfg: &GeneratorConfig, run_dir: &Path, sinks: &mut Sinks,
         ocfg = ocfg.with_grad_clipping(Some(GradientClippingConfig::Norm(cfg.train.grad_clip as f32)));
     }
     let mut optim = ocfg.init::<CpuTrain, Dit<CpuTrain>>();
+    if let (Some(p), false) = (&opts.init_from, opts.resume) {
+        let bytes = tinycats_models::weights::read_sharded(p).with_context(|| format!("--init-from: cannot read {}", p.display()))?;
+        let from = read_generator_meta(&bytes, p)?;
+        if from.dit != dit {
+            bail!("--init-from {}: its network {:?} differs from this config's {:?}", p.display(), from.dit, dit);
+        }
+        let r = model.load_from(&mut SafetensorsStore::from_bytes(Some(bytes))).map_err(|e| anyhow!("--init-from {}: {e:?}", p.display()))?;
+        if !r.errors.is_empty() || !r.missing.is_empty() {
+            bail!("--init-from {}: weights do not match (missing {:?}, errors {:?})", p.display(), r.missing, r.errors);
+        }
+    }
     let mut ema = model.valid();
     let mut st = GenState { step: 0, losses: vec![], train_seconds: 0.0, images_seen: 0 };
     if opts.resume {

@@ -100,8 +100,8 @@ fn loss_falls_ema_differs_and_resume_is_exact() {
 
     // 30 + resume 30 gives the same weights as 60 in one go.
     let run2 = t.path().join("run2");
-    generator::train_generator(&cfg, &run2, &mut Sinks::default(), &GenOptions { resume: false, stop_after_steps: Some(30) }).unwrap();
-    let r2 = generator::train_generator(&cfg, &run2, &mut Sinks::default(), &GenOptions { resume: true, stop_after_steps: None }).unwrap();
+    generator::train_generator(&cfg, &run2, &mut Sinks::default(), &GenOptions { resume: false, stop_after_steps: Some(30), init_from: None }).unwrap();
+    let r2 = generator::train_generator(&cfg, &run2, &mut Sinks::default(), &GenOptions { resume: true, stop_after_steps: None, init_from: None }).unwrap();
     assert_eq!(r2.steps, 60);
     let (raw2, _) = generator::load_generator(&r2.raw_weights).unwrap();
     let (ema2, _) = generator::load_generator(&r2.ema_weights).unwrap();

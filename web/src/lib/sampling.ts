@@ -1,0 +1,49 @@
+// Flow-matching sampler maths, kept free of onnxruntime so it can be unit-tested.
+// Convention (matches the Rust trainer): x_0 is noise at t = 0, the image is at t = 1,
+// and the network predicts the velocity v = dx/dt.
+
+/** t_k = k / steps for k = 0..steps-1 (Euler from noise to image). */
+export function timesteps(steps: number): number[] {
+  return Array.from({ length: steps }, (_, k) => k / steps);
+}
+
+/** Classifier-free guidance: v = v_null + cfg·(v_cond − v_null). Applied once, here, not in
+ * the graph, so the graph stays a plain conditional model. */
+export function cfgMix(vCond: Float32Array, vNull: Float32Array, cfg: number, out = new Float32Array(vCond.length)): Float32Array {
+  if (vCond.length !== vNull.length) throw new Error(`cfgMix: length mismatch ${vCond.length} vs ${vNull.length}`);
+  for (let i = 0; i < vCond.length; i++) out[i] = vNull[i] + cfg * (vCond[i] - vNull[i]);
+  return out;
+}
+
+/** For graphs exported with target = "x": turn the predicted clean image into a velocity.
+ * The clamp on (1 − t) avoids dividing by ~0 at the last step. */
+export function velocityFromXHat(xHat: Float32Array, xT: Float32Array, t: number, out = new Float32Array(xHat.length)): Float32Array {
+  const d = Math.max(1 - t, 0.05);
+  for (let i = 0; i < xHat.length; i++) out[i] = (xHat[i] - xT[i]) / d;
+  return out;
+}
+
+/** Current estimate of the final image: x̂ = x + (1 − t)·v (what the live preview shows). */
+export function previewEstimate(x: Float32Array, v: Float32Array, t: number, out = new Float32Array(x.length)): Float32Array {
+  const r = 1 - t;
+  for (let i = 0; i < x.length; i++) out[i] = x[i] + r * v[i];
+  return out;
+}
+
+/** One Euler step in place: x ← x + v·dt. */
+export function eulerStep(x: Float32Array, v: Float32Array, dt: number): void {
+  for (let i = 0; i < x.length; i++) x[i] += v[i] * dt;
+}
+
+/** Builds the batch-2 inputs for one step: [x, x], [t, t], [breed, null]. One session.run
+ * per step halves the per-call overhead compared with two batch-1 runs. */
+export function batchInputs(x: Float32Array, t: number, breed: number, nullClass: number) {
+  const xt = new Float32Array(x.length * 2);
+  xt.set(x, 0);
+  xt.set(x, x.length);
+  return {
+    xt,
+    t: new Float32Array([t, t]),
+    breed: new BigInt64Array([BigInt(breed), BigInt(nullClass)]),
+  };
+}
