@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
 # The main job, one command: set up, build, prepare the shared Oxford-IIIT Pet subset under
-# data/pets, and classify a few real photos with the shipped classifier. (The studio server and
-# the web app join this script as they land; see the issues.)
+# data/pets, classify a few real photos and paint a grid of cats with the shipped models, then
+# serve the web studio (in-browser classify / generate / benchmark with the shipped ONNX models)
+# at http://127.0.0.1:4173 until interrupted. (The run-tracking server joins as issue 6 lands.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 cargo build --release --locked -p tinycats-cli
-bash scripts/data.sh 128 224
-target/release/tinycats data stats data/pets
-target/release/tinycats predict data/pets/images/{Bengal_1,Persian_1,Siamese_5,Egyptian_Mau_1}.jpg --top 3
+bash scripts/data.sh 64 224
+TC=target/release/tinycats
+$TC data stats data/pets
+$TC predict data/pets/images/{Bengal_1,Persian_1,Siamese_5,Egyptian_Mau_1}.jpg --top 3
+$TC generate --breed Siamese --n 16 --steps 30 --cfg 3 --seed 1 --out generated/siamese.png
+bash scripts/setup_web.sh
+(cd web && npm run build --silent && exec npx vite preview --host 127.0.0.1 --port 4173 --strictPort)

@@ -17,6 +17,8 @@ pub enum BenchCmd {
     ClassifierStep(StepBench),
     /// DiT flow-matching training step images/s (the generator's preset), optionally vs PyTorch.
     DitStep(DitBench),
+    /// Run store: metric ingest points/s and a downsampled 1M-point history query.
+    Store(StoreBench),
 }
 
 #[derive(Args)]
@@ -46,6 +48,7 @@ pub fn run(cmd: BenchCmd) -> Result<ExitCode> {
         BenchCmd::Data(a) => data(a),
         BenchCmd::ClassifierStep(a) => classifier_step(a),
         BenchCmd::DitStep(a) => dit_step(a),
+        BenchCmd::Store(a) => store(a),
     }
 }
 
@@ -276,6 +279,59 @@ pub fn dit_step(a: DitBench) -> Result<ExitCode> {
             println!("  PyTorch {} {:>8.1} images/s", t["torch"].as_str().unwrap_or("?"), t["images_per_s"].as_f64().unwrap_or(0.0));
             println!("  ratio burn / PyTorch: {:.2}x", out["ratio_burn_vs_torch"].as_f64().unwrap_or(0.0));
         }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Args)]
+pub struct StoreBench {
+    /// Metric points to ingest (one key, one run).
+    #[arg(long, default_value_t = 1_000_000)]
+    points: usize,
+    /// Points per batch (one transaction each).
+    #[arg(long, default_value_t = 10_000)]
+    batch: usize,
+    /// Points the history query returns at most (min/max per bucket).
+    #[arg(long, default_value_t = 2_000)]
+    max_points: usize,
+    #[arg(long)]
+    json: bool,
+}
+
+/// Ingest rate and history-query latency of the SQLite run store, on a temporary file (WAL).
+/// Goals (issue 6): ≥ 200k points/s ingest, < 50 ms for a 1M-point history query.
+pub fn store(a: StoreBench) -> Result<ExitCode> {
+    let dir = std::env::temp_dir().join(format!("tinycats-store-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join("bench.db");
+    let mut s = tinycats_track::Store::open(&path)?;
+    let run = s.create_run("bench", "ingest", "bench", &serde_json::json!({}), None, None, None)?;
+    let t = Instant::now();
+    let mut step = 0i64;
+    while (step as usize) < a.points {
+        let n = a.batch.min(a.points - step as usize);
+        let pts: Vec<(&str, i64, f64)> = (0..n as i64).map(|i| ("train/loss", step + i, ((step + i) as f64 * 1e-3).sin())).collect();
+        s.log_metrics(run, &pts)?;
+        step += n as i64;
+    }
+    let ingest = a.points as f64 / t.elapsed().as_secs_f64();
+    let mut times = Vec::new();
+    let mut h = None;
+    for _ in 0..5 {
+        let t = Instant::now();
+        h = Some(s.history(run, "train/loss", a.max_points)?);
+        times.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    times.sort_by(f64::total_cmp);
+    let h = h.expect("ran");
+    drop(s);
+    let _ = std::fs::remove_dir_all(&dir);
+    let out = serde_json::json!({"points": a.points, "batch": a.batch, "ingest_points_per_s": ingest, "history_ms_median": times[2], "history_ms_min": times[0], "returned": h.points.len(), "downsampled": h.downsampled});
+    if a.json {
+        println!("{out}");
+    } else {
+        println!("run store (SQLite WAL): ingest {:.0} points/s ({} points, batches of {}); goal ≥ 200,000", ingest, a.points, a.batch);
+        println!("history of {} points → {} points (min/max per bucket): median {:.1} ms, best {:.1} ms; goal < 50 ms", a.points, h.points.len(), times[2], times[0]);
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -29,6 +29,9 @@ pub struct GeneratorArgs {
     /// Stop after this many optimizer steps in this call (continue later with --resume).
     #[arg(long)]
     steps_this_run: Option<usize>,
+    /// Run store (SQLite) that records the run (default $TINYCATS_STORE or runs/tinycats.db).
+    #[arg(long)]
+    store: Option<PathBuf>,
     /// Initialise a new run from these generator weights (same network shape).
     #[arg(long, conflicts_with = "resume")]
     init_from: Option<PathBuf>,
@@ -80,7 +83,13 @@ pub fn train(a: GeneratorArgs) -> Result<ExitCode> {
     let mut sinks = Sinks::default();
     sinks.sinks.push(Box::new(StepConsole { total: cfg.train.steps, last: (Instant::now(), None) }));
     sinks.sinks.push(Box::new(JsonlSink { path: run_dir.join("events.jsonl") }));
-    let r = generator::train_generator(&cfg, &run_dir, &mut sinks, &GenOptions { resume: a.resume, stop_after_steps: a.steps_this_run, init_from: a.init_from.clone() })?;
+    let store = crate::runs_cmd::store_path(a.store.as_deref());
+    let tracked = crate::runs_cmd::StoreSink::start(&store, "generator", &run_dir, &serde_json::to_value(&cfg)?, &crate::train_cmd::git_commit(), None)?;
+    let run_id = tracked.run;
+    sinks.sinks.push(Box::new(tracked));
+    let res = generator::train_generator(&cfg, &run_dir, &mut sinks, &GenOptions { resume: a.resume, stop_after_steps: a.steps_this_run, init_from: a.init_from.clone() });
+    tinycats_track::Store::open(&store)?.set_status(run_id, if res.is_ok() { "finished" } else { "failed" })?;
+    let r = res?;
     if a.json {
         println!("{}", serde_json::to_string(&r)?);
     } else {

@@ -7,6 +7,7 @@ mod export_cmd;
 mod gen_cmd;
 mod model_cmd;
 mod progress;
+mod runs_cmd;
 mod train_cmd;
 
 use clap::{Parser, Subcommand};
@@ -39,6 +40,9 @@ enum Cmd {
     EvalGen(gen_cmd::EvalGenArgs),
     /// Export a classifier or generator to ONNX (optionally fp16 / int8 weights).
     Export(export_cmd::ExportArgs),
+    /// Tracked runs (SQLite run store): list, show, compare.
+    #[command(subcommand)]
+    Runs(runs_cmd::RunsCmd),
     /// Benchmarks that print ratios against a reference measured in the same run.
     #[command(subcommand)]
     Bench(bench::BenchCmd),
@@ -59,6 +63,7 @@ fn main() -> ExitCode {
         Cmd::Ship(a) => train_cmd::ship(a),
         Cmd::Eval(a) => model_cmd::eval(a),
         Cmd::Generate(a) => gen_cmd::generate(a),
+        Cmd::Runs(c) => runs_cmd::run(c),
         Cmd::Export(a) => export_cmd::export(a),
         Cmd::EvalGen(a) => gen_cmd::eval_gen(a),
     };

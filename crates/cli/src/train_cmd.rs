@@ -125,6 +125,9 @@ pub struct ClassifierArgs {
     /// k-fold cross-validation over train ∪ val instead of one run (test stays held out).
     #[arg(long, default_value_t = 0)]
     folds: usize,
+    /// Run store (SQLite) that records the run (default $TINYCATS_STORE or runs/tinycats.db).
+    #[arg(long)]
+    store: Option<PathBuf>,
     /// Print the result as JSON on stdout.
     #[arg(long)]
     json: bool,
@@ -153,7 +156,7 @@ pub fn run(cmd: TrainCmd) -> Result<ExitCode> {
                 anyhow::bail!("--resume continues with the run's saved config; --set cannot change it");
             }
             let cfg = ClassifierConfig::load(&text, &source, &a.set)?;
-            let run_dir = a.run_dir.unwrap_or_else(|| {
+            let run_dir = a.run_dir.clone().unwrap_or_else(|| {
                 let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
                 PathBuf::from(format!("runs/classifier-{t}"))
             });
@@ -168,53 +171,65 @@ pub fn run(cmd: TrainCmd) -> Result<ExitCode> {
             let mut sinks = Sinks::default();
             sinks.sinks.push(Box::new(ConsoleSink { epochs: cfg.train.epochs, epoch_seconds: 0.0 }));
             sinks.sinks.push(Box::new(JsonlSink { path: run_dir.join("events.jsonl") }));
-            let pb = progress::bar(0, "");
-            let mut report = |what: &str, k: usize, n: usize| {
-                pb.set_message(what.to_string());
-                pb.set_length(n as u64);
-                pb.set_position(k as u64);
-            };
-            if a.folds > 0 {
-                let cv = tinycats_train::classifier::cross_validate(&cfg, a.folds, &run_dir, &mut sinks, &mut report)?;
-                pb.finish_and_clear();
-                if a.json {
-                    println!("{}", serde_json::to_string(&cv)?);
-                } else {
-                    println!(
-                        "{}-fold CV: val top-1 {:.2}% ± {:.2}, test top-1 {:.2}% ± {:.2}; fold ensemble on test {:.2}%",
-                        a.folds,
-                        100.0 * cv.val_acc_mean,
-                        100.0 * cv.val_acc_std,
-                        100.0 * cv.test_acc_mean,
-                        100.0 * cv.test_acc_std,
-                        100.0 * cv.ensemble_test.accuracy
-                    );
-                }
-                return Ok(ExitCode::SUCCESS);
-            }
-            if cfg.model.mode == "scratch" {
-                let r = tinycats_train::scratch::train_scratch(&cfg, cfg.model.width, &run_dir, &mut sinks)?;
-                println!("from-scratch CNN: best epoch {}, test top-1 {:.2}% macro-F1 {:.3} on {} images", r.best_epoch + 1, 100.0 * r.test.accuracy, r.test.macro_f1, r.test.n);
-                return Ok(ExitCode::SUCCESS);
-            }
-            let opts = tinycats_train::classifier::FitOptions { resume: a.resume, stop_after_epochs: a.epochs_this_run };
-            let r = tinycats_train::classifier::train_with(&cfg, &run_dir, &mut sinks, &mut report, &opts)?;
-            pb.finish_and_clear();
-            if a.json {
-                println!("{}", serde_json::to_string(&r)?);
-            } else {
-                println!(
-                    "best epoch {} ({} = {:.4}); test top-1 {:.2}% macro-F1 {:.3} on {} images; weights {}",
-                    r.best_epoch + 1,
-                    cfg.early_stopping.metric,
-                    r.best_metric,
-                    100.0 * r.test.accuracy,
-                    r.test.macro_f1,
-                    r.test.n,
-                    r.best_weights.display()
-                );
-            }
+            let store = crate::runs_cmd::store_path(a.store.as_deref());
+            let split_hash = tinycats_data::cache::Cache::open(&cfg.data.cache).map(|c| c.index.split_hash()).ok();
+            let tracked = crate::runs_cmd::StoreSink::start(&store, "classifier", &run_dir, &serde_json::to_value(&cfg)?, &git_commit(), split_hash.as_deref())?;
+            let run_id = tracked.run;
+            sinks.sinks.push(Box::new(tracked));
+            let r = classifier_body(&a, &cfg, &run_dir, &mut sinks);
+            tinycats_track::Store::open(&store)?.set_status(run_id, if r.is_ok() { "finished" } else { "failed" })?;
+            return r;
         }
+    }
+}
+
+fn classifier_body(a: &ClassifierArgs, cfg: &ClassifierConfig, run_dir: &std::path::Path, sinks: &mut Sinks) -> Result<ExitCode> {
+    let (cfg, run_dir) = (cfg.clone(), run_dir.to_path_buf());
+    let pb = progress::bar(0, "");
+    let mut report = |what: &str, k: usize, n: usize| {
+        pb.set_message(what.to_string());
+        pb.set_length(n as u64);
+        pb.set_position(k as u64);
+    };
+    if a.folds > 0 {
+        let cv = tinycats_train::classifier::cross_validate(&cfg, a.folds, &run_dir, sinks, &mut report)?;
+        pb.finish_and_clear();
+        if a.json {
+            println!("{}", serde_json::to_string(&cv)?);
+        } else {
+            println!(
+                "{}-fold CV: val top-1 {:.2}% ± {:.2}, test top-1 {:.2}% ± {:.2}; fold ensemble on test {:.2}%",
+                a.folds,
+                100.0 * cv.val_acc_mean,
+                100.0 * cv.val_acc_std,
+                100.0 * cv.test_acc_mean,
+                100.0 * cv.test_acc_std,
+                100.0 * cv.ensemble_test.accuracy
+            );
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    if cfg.model.mode == "scratch" {
+        let r = tinycats_train::scratch::train_scratch(&cfg, cfg.model.width, &run_dir, sinks)?;
+        println!("from-scratch CNN: best epoch {}, test top-1 {:.2}% macro-F1 {:.3} on {} images", r.best_epoch + 1, 100.0 * r.test.accuracy, r.test.macro_f1, r.test.n);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let opts = tinycats_train::classifier::FitOptions { resume: a.resume, stop_after_epochs: a.epochs_this_run };
+    let r = tinycats_train::classifier::train_with(&cfg, &run_dir, sinks, &mut report, &opts)?;
+    pb.finish_and_clear();
+    if a.json {
+        println!("{}", serde_json::to_string(&r)?);
+    } else {
+        println!(
+            "best epoch {} ({} = {:.4}); test top-1 {:.2}% macro-F1 {:.3} on {} images; weights {}",
+            r.best_epoch + 1,
+            cfg.early_stopping.metric,
+            r.best_metric,
+            100.0 * r.test.accuracy,
+            r.test.macro_f1,
+            r.test.n,
+            r.best_weights.display()
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

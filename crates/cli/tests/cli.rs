@@ -264,6 +264,7 @@ fn generator_train_generate_export_end_to_end() {
     let o = tc(&[
         "train", "generator", "--run-dir", &s(&run), "--set", "model.preset=tiny", "--set", &format!("data.cache=\"{cache}\""),
         "--set", "train.steps=4", "--set", "train.batch_size=8", "--set", "predictions.every=2", "--set", "predictions.sample_steps=2", "--json",
+        "--store", &s(&t.path().join("store.db")),
     ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(String::from_utf8_lossy(&o.stderr).contains("M params"), "params/FLOPs are printed");
@@ -272,6 +273,16 @@ fn generator_train_generate_export_end_to_end() {
     assert!(run.join("samples/step-0000002.png").is_file() && run.join("samples/step-0000004.png").is_file());
     let events = std::fs::read_to_string(run.join("events.jsonl")).unwrap();
     assert!(events.contains("\"predictions\"") && events.contains("Bengal#seed1"), "{events}");
+    // The run is recorded in the run store with its loss curve and predictions.
+    let store = s(&t.path().join("store.db"));
+    let runs = ok_json(&["runs", "list", "--store", &store, "--json"]);
+    assert_eq!(runs[0]["kind"], "generator");
+    assert_eq!(runs[0]["status"], "finished");
+    let shown = ok_json(&["runs", "show", "run", "--store", &store, "--json"]);
+    assert!(shown["last_metrics"].as_array().unwrap().iter().any(|m| m[0] == "train/loss" && m[1] == 4), "{shown}");
+    assert!(shown["params"].as_array().unwrap().iter().any(|p| p[0] == "model.preset" && p[1] == "tiny"), "{shown}");
+    let o = tc(&["runs", "show", "nosuchrun", "--store", &store]);
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("nosuchrun"));
     let ema = s(&run.join("ema.safetensors"));
     let (a, b) = (t.path().join("a.png"), t.path().join("b.png"));
     for out in [&a, &b] {
