@@ -8,6 +8,7 @@ mod gen_cmd;
 mod model_cmd;
 mod progress;
 mod runs_cmd;
+mod serve_cmd;
 mod train_cmd;
 
 use clap::{Parser, Subcommand};
@@ -43,6 +44,8 @@ enum Cmd {
     /// Tracked runs (SQLite run store): list, show, compare.
     #[command(subcommand)]
     Runs(runs_cmd::RunsCmd),
+    /// The studio server: REST + WebSocket over the run store, models and the web app.
+    Serve(serve_cmd::ServeArgs),
     /// Benchmarks that print ratios against a reference measured in the same run.
     #[command(subcommand)]
     Bench(bench::BenchCmd),
@@ -64,6 +67,7 @@ fn main() -> ExitCode {
         Cmd::Eval(a) => model_cmd::eval(a),
         Cmd::Generate(a) => gen_cmd::generate(a),
         Cmd::Runs(c) => runs_cmd::run(c),
+        Cmd::Serve(a) => serve_cmd::serve(a),
         Cmd::Export(a) => export_cmd::export(a),
         Cmd::EvalGen(a) => gen_cmd::eval_gen(a),
     };
