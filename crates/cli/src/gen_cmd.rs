@@ -306,6 +306,10 @@ pub fn ship(run: &std::path::Path, out: &std::path::Path, run_meta: &serde_json:
     );
     if let Ok(b) = std::fs::read(run.join("eval/report.json")) {
         let e: serde_json::Value = serde_json::from_slice(&b)?;
+        let agree = e["agreement"].as_f64().unwrap_or(0.0);
+        if agree < 0.6 {
+            card.insert_str(card.find('\n').map(|i| i + 1).unwrap_or(0), &format!("\n**Status: below the quality bar** — breed agreement {:.1}% (goal ≥ 60%); the samples are not recognisable cats yet. Train longer (`--resume`) before relying on it.\n", 100.0 * agree));
+        }
         card.push_str(&format!(
             "\n## Evaluation (`tinycats eval-gen`, {} steps, CFG {})\n\n- FID-like (EfficientNet-Lite0 embeddings, not comparable with Inception FID): **{:.2}** ({} generated vs {} real; real-vs-real floor {:.2}).\n- Breed agreement with the shipped classifier: **{:.1}%**.\n\n| breed | agreement | most often classified as |\n|---|---|---|\n",
             e["steps"], e["cfg"], e["fid_like"].as_f64().unwrap_or(f64::NAN), e["generated"], e["real"], e["fid_like_real_halves"].as_f64().unwrap_or(f64::NAN), 100.0 * e["agreement"].as_f64().unwrap_or(0.0)
