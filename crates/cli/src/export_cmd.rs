@@ -30,7 +30,7 @@ pub fn export(a: ExportArgs) -> Result<ExitCode> {
     }
     let (exported, what) = if a.model.join("model.json").is_file() {
         classifier(&a.model)?
-    } else if a.model.is_file() || a.model.with_extension("safetensors.index.json").is_file() || Path::new(&format!("{}.index.json", a.model.display())).is_file() {
+    } else if a.model.is_file() || tinycats_models::weights::index_path(&a.model).is_file() {
         generator(&a.model)?
     } else {
         bail!("--model {}: not a classifier folder (no model.json) nor a generator .safetensors file", a.model.display());

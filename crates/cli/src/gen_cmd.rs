@@ -57,19 +57,8 @@ impl Sink for StepConsole {
 }
 
 pub fn train(a: GeneratorArgs) -> Result<ExitCode> {
-    let config_path = if a.resume { a.run_dir.as_ref().map(|d| d.join("config.toml")) } else { a.config.clone() };
-    let (text, source) = match &config_path {
-        Some(p) => (std::fs::read_to_string(p).with_context(|| format!("cannot read config {}", p.display()))?, p.display().to_string()),
-        None => (String::new(), "defaults".to_string()),
-    };
-    if a.resume && !a.set.is_empty() {
-        bail!("--resume continues with the run's saved config; --set cannot change it");
-    }
+    let (text, source, run_dir) = crate::train_cmd::run_setup("generator", a.config.as_deref(), a.run_dir.as_deref(), a.resume, &a.set)?;
     let cfg = GeneratorConfig::load(&text, &source, &a.set)?;
-    let run_dir = a.run_dir.unwrap_or_else(|| {
-        let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-        PathBuf::from(format!("runs/generator-{t}"))
-    });
     std::fs::create_dir_all(&run_dir).with_context(|| format!("cannot create {}", run_dir.display()))?;
     if !a.resume {
         let cache = tinycats_data::cache::Cache::open(&cfg.data.cache)?;

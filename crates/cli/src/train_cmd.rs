@@ -143,23 +143,31 @@ pub fn git_commit() -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
+/// What every `train` command starts with: the config text and its source (the run's saved
+/// config when resuming, where --set is refused; else --config or the defaults) and the run
+/// folder (default runs/<kind>-<unix time>; created by the caller once the config is valid).
+pub fn run_setup(kind: &str, config: Option<&std::path::Path>, run_dir: Option<&std::path::Path>, resume: bool, set: &[String]) -> Result<(String, String, PathBuf)> {
+    let config_path = if resume { run_dir.map(|d| d.join("config.toml")) } else { config.map(PathBuf::from) };
+    let (text, source) = match &config_path {
+        Some(p) => (std::fs::read_to_string(p).with_context(|| format!("cannot read config {}", p.display()))?, p.display().to_string()),
+        None => (String::new(), "defaults".to_string()),
+    };
+    if resume && !set.is_empty() {
+        anyhow::bail!("--resume continues with the run's saved config; --set cannot change it");
+    }
+    let run_dir = run_dir.map(PathBuf::from).unwrap_or_else(|| {
+        let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        PathBuf::from(format!("runs/{kind}-{t}"))
+    });
+    Ok((text, source, run_dir))
+}
+
 pub fn run(cmd: TrainCmd) -> Result<ExitCode> {
     match cmd {
         TrainCmd::Generator(a) => return crate::gen_cmd::train(a),
         TrainCmd::Classifier(a) => {
-            let config_path = if a.resume { a.run_dir.as_ref().map(|d| d.join("config.toml")) } else { a.config.clone() };
-            let (text, source) = match &config_path {
-                Some(p) => (std::fs::read_to_string(p).with_context(|| format!("cannot read config {}", p.display()))?, p.display().to_string()),
-                None => (String::new(), "defaults".to_string()),
-            };
-            if a.resume && !a.set.is_empty() {
-                anyhow::bail!("--resume continues with the run's saved config; --set cannot change it");
-            }
+            let (text, source, run_dir) = run_setup("classifier", a.config.as_deref(), a.run_dir.as_deref(), a.resume, &a.set)?;
             let cfg = ClassifierConfig::load(&text, &source, &a.set)?;
-            let run_dir = a.run_dir.clone().unwrap_or_else(|| {
-                let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-                PathBuf::from(format!("runs/classifier-{t}"))
-            });
             std::fs::create_dir_all(&run_dir).with_context(|| format!("cannot create {}", run_dir.display()))?;
             if !a.resume {
                 tinycats_data::hashing::write_atomic(&run_dir.join("config.toml"), toml::to_string(&cfg)?.as_bytes())?;

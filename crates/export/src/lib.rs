@@ -48,6 +48,20 @@ fn floats(t: &TensorProto) -> Vec<f32> {
     t.raw_data.as_deref().unwrap_or_default().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
 }
 
+/// Symmetric per-channel int8 of a row-major tensor whose channel index is `(i / inner) % c`:
+/// (scale per channel = max|w| / 127, quantized values). The one rounding rule shared by the
+/// int8 graphs and `fake_quantize_linears`, so both see exactly the same weights.
+fn int8_per_channel(w: &[f32], c: usize, inner: usize) -> (Vec<f32>, Vec<i8>) {
+    let mut maxabs = vec![0f32; c];
+    for (i, v) in w.iter().enumerate() {
+        let ch = (i / inner) % c;
+        maxabs[ch] = maxabs[ch].max(v.abs());
+    }
+    let scale: Vec<f32> = maxabs.iter().map(|&m| if m > 0.0 { m / 127.0 } else { 1.0 }).collect();
+    let q = w.iter().enumerate().map(|(i, v)| (v / scale[(i / inner) % c]).round().clamp(-127.0, 127.0) as i8).collect();
+    (scale, q)
+}
+
 /// Weight-only quantization. fp16: weights stored as float16 and Cast back to float32. int8:
 /// symmetric per-output-channel int8 with a DequantizeLinear in front of each consumer. Either
 /// way every op still computes in float32 (LayerNorm, Softmax, the timestep sinusoid and all
@@ -78,14 +92,8 @@ pub fn quantize(e: Exported, q: Quantize) -> ModelProto {
             Quantize::Int8 => {
                 let ax = axis as usize;
                 let c = dims[ax];
-                let inner: usize = dims[ax + 1..].iter().product();
-                let mut maxabs = vec![0f32; c];
-                for (i, v) in w.iter().enumerate() {
-                    let ch = (i / inner) % c;
-                    maxabs[ch] = maxabs[ch].max(v.abs());
-                }
-                let scale: Vec<f32> = maxabs.iter().map(|&m| if m > 0.0 { m / 127.0 } else { 1.0 }).collect();
-                let raw: Vec<u8> = w.iter().enumerate().map(|(i, v)| (v / scale[(i / inner) % c]).round().clamp(-127.0, 127.0) as i8 as u8).collect();
+                let (scale, q) = int8_per_channel(&w, c, dims[ax + 1..].iter().product());
+                let raw: Vec<u8> = q.iter().map(|&v| v as u8).collect();
                 kept.push(TensorProto { name: Some(qname.clone()), dims: t.dims.clone(), data_type: Some(DataType::Int8 as i32), raw_data: Some(raw), ..Default::default() });
                 let sname = format!("{name}_scale");
                 let zname = format!("{name}_zero");
@@ -142,21 +150,17 @@ pub fn fake_quantize_linears<B: burn::prelude::Backend, M: burn::module::Module<
             let q = self.q;
             p.map(|t| {
                 let dims = t.dims();
-                let (rows, cols) = (dims[0], dims[1]);
+                let cols = dims[1];
                 let dev = t.device();
                 let w: Vec<f32> = t.into_data().to_vec().expect("f32 weights");
                 let out: Vec<f32> = match q {
                     Quantize::Fp16 => w.iter().map(|v| half::f16::from_f32(*v).to_f32()).collect(),
                     _ => {
-                        let mut s = vec![0f32; cols];
-                        for (i, v) in w.iter().enumerate() {
-                            s[i % cols] = s[i % cols].max(v.abs());
-                        }
-                        let s: Vec<f32> = s.iter().map(|m| if *m > 0.0 { m / 127.0 } else { 1.0 }).collect();
-                        w.iter().enumerate().map(|(i, v)| (v / s[i % cols]).round().clamp(-127.0, 127.0) * s[i % cols]).collect()
+                        // [in, out] weights: the channel (axis 1) is the innermost index.
+                        let (s, q) = int8_per_channel(&w, cols, 1);
+                        q.iter().enumerate().map(|(i, &v)| v as f32 * s[i % cols]).collect()
                     }
                 };
-                let _ = rows;
                 Tensor::<B, D>::from_data(TensorData::new(out, dims), &dev)
             })
         }

@@ -80,7 +80,8 @@ impl TensorMap {
 /// also kinder to git and HTTP).
 pub const SHARD_LIMIT: usize = 16 * 1024 * 1024;
 
-fn index_path(path: &Path) -> std::path::PathBuf {
+/// `<path>.index.json`: the index that lists a sharded file's parts.
+pub fn index_path(path: &Path) -> std::path::PathBuf {
     let mut s = path.as_os_str().to_owned();
     s.push(".index.json");
     s.into()
