@@ -10,6 +10,8 @@ need_py=()
 # ONNX parity checks: the onnx checker and onnxruntime (the engine inside ONNX Runtime Web).
 "$PY" -c "import onnx" 2>/dev/null || need_py+=("onnx==1.17.0")
 "$PY" -c "import onnxruntime" 2>/dev/null || need_py+=("onnxruntime==1.20.1")
+# MLflow mirroring's integration test starts a real `mlflow server` (SQLite backend, loopback).
+"$PY" -c "import mlflow" 2>/dev/null || need_py+=("mlflow<3.18")
 if ((${#need_py[@]})); then
   echo "setup: pip install ${need_py[*]}"
   "$PY" -m pip install --quiet --disable-pip-version-check "${need_py[@]}"

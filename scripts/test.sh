@@ -12,6 +12,10 @@ trap 'rm -f "$log" "$weblog"' EXIT
 set +e
 cargo test --workspace --locked --no-fail-fast 2>&1 | tee "$log"
 rc=${PIPESTATUS[0]}
+# The studio's Playwright tests drive a real `tinycats serve`: the binary cargo test just built.
+target_dir=${CARGO_TARGET_DIR:-target}
+case "$target_dir" in /*) ;; *) target_dir="$PWD/$target_dir" ;; esac
+export TINYCATS_BIN="${TINYCATS_BIN:-$target_dir/debug/tinycats}"
 bash scripts/test_web.sh 2>&1 | tee "$weblog"
 web_rc=${PIPESTATUS[0]}
 set -e

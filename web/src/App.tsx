@@ -5,15 +5,26 @@ import { ClassifyPage } from './pages/ClassifyPage';
 import { GeneratePage } from './pages/GeneratePage';
 import { BenchmarkPage } from './pages/BenchmarkPage';
 import type { ModelKind } from './worker/protocol';
+import { navPage, parseRoute, type Route } from './studio/route';
+import { RunsPage } from './studio/RunsPage';
+import { RunPage } from './studio/RunPage';
+import { ComparePage } from './studio/ComparePage';
+import { NewJobPage } from './studio/NewJobPage';
+import { MonitorPage } from './studio/MonitorPage';
 
-const PAGES = ['classify', 'generate', 'benchmark'] as const;
-type Page = (typeof PAGES)[number];
+// In-browser inference pages, then the studio pages (served by `tinycats serve`).
+const NAV: { page: string; label: string }[] = [
+  { page: 'classify', label: 'Classify' },
+  { page: 'generate', label: 'Generate' },
+  { page: 'benchmark', label: 'Benchmark' },
+  { page: 'runs', label: 'Runs' },
+  { page: 'new-job', label: 'New job' },
+  { page: 'monitor', label: 'Monitor' },
+];
+const INFERENCE = ['classify', 'generate', 'benchmark'];
 
-// Hash routing: works on any static host and keeps ?ep=… in the query untouched.
-function pageFromHash(): Page {
-  const h = location.hash.replace(/^#\/?/, '');
-  return (PAGES as readonly string[]).includes(h) ? (h as Page) : 'classify';
-}
+// Hash routing: works on any static host and keeps ?ep=… / ?token=… in the query untouched.
+const routeFromHash = (): Route => parseRoute(location.hash);
 
 function ModelLine({ model }: { model: ModelKind }) {
   const s = useModel(model);
@@ -29,24 +40,25 @@ function ModelLine({ model }: { model: ModelKind }) {
 }
 
 export function App() {
-  const [page, setPage] = useState<Page>(pageFromHash);
+  const [route, setRoute] = useState<Route>(routeFromHash);
   useEffect(() => {
-    const on = () => setPage(pageFromHash());
+    const on = () => setRoute(routeFromHash());
     window.addEventListener('hashchange', on);
     return () => window.removeEventListener('hashchange', on);
   }, []);
+  const active = navPage(route);
   return (
-    <div className="app">
+    <div className={`app${INFERENCE.includes(route.page) ? '' : ' wide'}`}>
       <header>
         <h1>tinycats</h1>
         <nav>
-          {PAGES.map((p) => (
-            <a key={p} href={`#${p}`} className={p === page ? 'active' : ''} data-testid={`nav-${p}`}>
-              {p[0].toUpperCase() + p.slice(1)}
+          {NAV.map(({ page, label }) => (
+            <a key={page} href={`#${page}`} className={page === active ? 'active' : ''} data-testid={`nav-${page}`}>
+              {label}
             </a>
           ))}
         </nav>
-        <div className="status">
+        <div className="status" hidden={!INFERENCE.includes(route.page)}>
           <div>
             provider request: <code data-testid="ep-request">{urlOptions.ep}</code> · cross-origin isolated:{' '}
             <code data-testid="isolated">{String(self.crossOriginIsolated)}</code>
@@ -56,9 +68,19 @@ export function App() {
         </div>
       </header>
       <main>
-        {page === 'classify' && <ClassifyPage />}
-        {page === 'generate' && <GeneratePage />}
-        {page === 'benchmark' && <BenchmarkPage />}
+        {route.page === 'classify' && <ClassifyPage />}
+        {route.page === 'generate' && <GeneratePage />}
+        {route.page === 'benchmark' && <BenchmarkPage />}
+        {route.page === 'runs' && <RunsPage />}
+        {route.page === 'run' && <RunPage key={route.id} id={route.id} />}
+        {route.page === 'compare' && <ComparePage ids={route.ids} />}
+        {route.page === 'new-job' && <NewJobPage />}
+        {route.page === 'monitor' && <MonitorPage />}
+        {route.page === 'not-found' && (
+          <p className="error" data-testid="not-found">
+            No page <code>#{route.hash}</code>. Try <a href="#classify">classify</a> or <a href="#runs">runs</a>.
+          </p>
+        )}
       </main>
     </div>
   );

@@ -19,6 +19,8 @@ pub enum BenchCmd {
     DitStep(DitBench),
     /// Run store: metric ingest points/s and a downsampled 1M-point history query.
     Store(StoreBench),
+    /// Studio server: live-event delivery latency to many WebSocket subscribers (p99 vs 50 ms).
+    Ws(crate::bench_ws::WsBench),
 }
 
 #[derive(Args)]
@@ -49,6 +51,7 @@ pub fn run(cmd: BenchCmd) -> Result<ExitCode> {
         BenchCmd::ClassifierStep(a) => classifier_step(a),
         BenchCmd::DitStep(a) => dit_step(a),
         BenchCmd::Store(a) => store(a),
+        BenchCmd::Ws(a) => crate::bench_ws::run(a),
     }
 }
 

@@ -35,6 +35,9 @@ pub struct GeneratorArgs {
     /// Initialise a new run from these generator weights (same network shape).
     #[arg(long, conflicts_with = "resume")]
     init_from: Option<PathBuf>,
+    /// Also mirror params, metrics, tags, status and artifacts to this MLflow tracking server.
+    #[arg(long, env = "TINYCATS_MLFLOW_URI")]
+    mlflow_uri: Option<String>,
     #[arg(long)]
     json: bool,
 }
@@ -73,11 +76,9 @@ pub fn train(a: GeneratorArgs) -> Result<ExitCode> {
     sinks.sinks.push(Box::new(StepConsole { total: cfg.train.steps, last: (Instant::now(), None) }));
     sinks.sinks.push(Box::new(JsonlSink { path: run_dir.join("events.jsonl") }));
     let store = crate::runs_cmd::store_path(a.store.as_deref());
-    let tracked = crate::runs_cmd::StoreSink::start(&store, "generator", &run_dir, &serde_json::to_value(&cfg)?, &crate::train_cmd::git_commit(), None)?;
-    let run_id = tracked.run;
-    sinks.sinks.push(Box::new(tracked));
+    let tracking = crate::runs_cmd::start_tracking(&store, "generator", &run_dir, &serde_json::to_value(&cfg)?, &crate::train_cmd::git_commit(), None, a.mlflow_uri.as_deref(), &mut sinks)?;
     let res = generator::train_generator(&cfg, &run_dir, &mut sinks, &GenOptions { resume: a.resume, stop_after_steps: a.steps_this_run, init_from: a.init_from.clone() });
-    tinycats_track::Store::open(&store)?.set_status(run_id, if res.is_ok() { "finished" } else { "failed" })?;
+    tracking.finish(res.is_ok())?;
     let r = res?;
     if a.json {
         println!("{}", serde_json::to_string(&r)?);

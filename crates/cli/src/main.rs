@@ -2,6 +2,7 @@
 //! crate, and prints either a human summary or `--json`. No ML or file-format logic lives here.
 
 mod bench;
+mod bench_ws;
 mod data_cmd;
 mod export_cmd;
 mod gen_cmd;

@@ -51,15 +51,102 @@ impl Sink for StoreSink {
     fn on_predictions(&mut self, p: &[Prediction]) -> Result<()> {
         let rows: Vec<PredictionRow> = p
             .iter()
-            .map(|x| PredictionRow { epoch: x.epoch as i64, step: x.epoch as i64, sample_id: x.sample_id.clone(), label: x.label as i64, top: serde_json::json!(x.top), image: None })
+            .map(|x| PredictionRow { epoch: x.epoch as i64, step: x.step as i64, sample_id: x.sample_id.clone(), label: x.label as i64, top: serde_json::json!(x.top), image: x.image.clone() })
             .collect();
-        self.store.log_predictions(self.run, &rows)
+        self.store.log_predictions(self.run, &rows)?;
+        let (epoch, step) = p.first().map(|x| (x.epoch, x.step)).unwrap_or((0, 0));
+        self.store.append_event(self.run, &format!("run/{}", self.run), &serde_json::json!({"kind": "predictions", "data": {"epoch": epoch, "step": step, "count": p.len()}}))?;
+        Ok(())
     }
     fn on_checkpoint(&mut self, path: &Path, best: bool) -> Result<()> {
         let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
         let sha = tinycats_data::hashing::sha256_file(path).unwrap_or_default();
         self.store.log_artifact(self.run, &path.display().to_string(), &sha, size)?;
         self.store.append_event(self.run, &format!("run/{}", self.run), &serde_json::json!({"kind": "checkpoint", "path": path, "best": best}))?;
+        Ok(())
+    }
+}
+
+/// Mirrors metrics and checkpoints to MLflow (see `tinycats_track::mlflow`).
+pub struct MlflowSink(pub std::sync::Arc<std::sync::Mutex<tinycats_track::mlflow::MlflowRun>>);
+
+impl Sink for MlflowSink {
+    fn on_step(&mut self, e: &StepEvent) -> Result<()> {
+        let mut m = self.0.lock().map_err(|_| anyhow::anyhow!("mlflow lock poisoned"))?;
+        m.log_metric("train/loss", e.step as i64, e.loss)?;
+        m.log_metric("lr", e.step as i64, e.lr)
+    }
+    fn on_epoch(&mut self, e: &EpochEvent) -> Result<()> {
+        let mut m = self.0.lock().map_err(|_| anyhow::anyhow!("mlflow lock poisoned"))?;
+        let s = e.step as i64;
+        for (k, v) in [("train/loss_epoch", e.train_loss), ("train/acc", e.train_acc), ("val/loss", e.val_loss), ("val/acc", e.val_acc), ("val/macro_f1", e.val_macro_f1), ("images_per_s", e.train_images_per_s)] {
+            m.log_metric(k, s, v)?;
+        }
+        m.flush()
+    }
+    fn on_checkpoint(&mut self, path: &Path, _best: bool) -> Result<()> {
+        let mut m = self.0.lock().map_err(|_| anyhow::anyhow!("mlflow lock poisoned"))?;
+        m.flush()?;
+        // Single-file checkpoints only (sharded ones stay local; their index names the parts).
+        if path.is_file() && std::fs::metadata(path).map(|x| x.len()).unwrap_or(u64::MAX) <= 64 << 20 {
+            let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+            m.log_artifact(path, &format!("checkpoints/{name}"))?;
+        }
+        Ok(())
+    }
+}
+
+/// A run's tracking: always the local store, plus an MLflow mirror when asked for.
+pub struct Tracking {
+    store: PathBuf,
+    pub run: i64,
+    run_dir: PathBuf,
+    mlflow: Option<std::sync::Arc<std::sync::Mutex<tinycats_track::mlflow::MlflowRun>>>,
+}
+
+/// Registers the run in the store (and in MLflow with `mlflow_uri`) and adds their sinks.
+#[allow(clippy::too_many_arguments)]
+pub fn start_tracking(store: &Path, kind: &str, run_dir: &Path, config: &serde_json::Value, git: &str, data_hash: Option<&str>, mlflow_uri: Option<&str>, sinks: &mut tinycats_train::sink::Sinks) -> Result<Tracking> {
+    // MLflow first: an unreachable server is refused before anything is recorded.
+    let mlflow = match mlflow_uri {
+        Some(uri) => {
+            let name = run_dir.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_else(|| "run".into());
+            let dir = run_dir.display().to_string();
+            let m = tinycats_track::mlflow::MlflowRun::start(uri, "tinycats", &name, &[("tinycats.kind", kind), ("mlflow.source.git.commit", git), ("tinycats.run_dir", &dir)])?;
+            m.log_params(&tinycats_track::flatten(config))?;
+            if let Some(h) = data_hash {
+                m.set_tag("tinycats.data_hash", h)?;
+            }
+            eprintln!("mirroring to MLflow: {uri} (experiment {}, run {})", m.experiment_id, m.run_id);
+            Some(std::sync::Arc::new(std::sync::Mutex::new(m)))
+        }
+        None => None,
+    };
+    let tracked = StoreSink::start(store, kind, run_dir, config, git, data_hash)?;
+    let run = tracked.run;
+    sinks.sinks.push(Box::new(tracked));
+    if let Some(m) = &mlflow {
+        sinks.sinks.push(Box::new(MlflowSink(m.clone())));
+    }
+    Ok(Tracking { store: store.to_path_buf(), run, run_dir: run_dir.to_path_buf(), mlflow })
+}
+
+impl Tracking {
+    /// Final status in the store and MLflow (with the run's config and result as artifacts).
+    pub fn finish(&self, ok: bool) -> Result<()> {
+        Store::open(&self.store)?.set_status(self.run, if ok { "finished" } else { "failed" })?;
+        if let Some(m) = &self.mlflow {
+            let mut m = m.lock().map_err(|_| anyhow::anyhow!("mlflow lock poisoned"))?;
+            for f in ["config.toml", "run.json", "result.json"] {
+                let p = self.run_dir.join(f);
+                if p.is_file() {
+                    if let Err(e) = m.log_artifact(&p, f) {
+                        eprintln!("warning: MLflow artifact {f}: {e:#}");
+                    }
+                }
+            }
+            m.end(if ok { "FINISHED" } else { "FAILED" })?;
+        }
         Ok(())
     }
 }

@@ -23,17 +23,22 @@ pub struct ServeArgs {
     /// Shipped models folder served at /models/.
     #[arg(long, default_value = "models")]
     models: PathBuf,
+    /// Folder for the run folders and logs of jobs submitted to the server.
+    #[arg(long, default_value = "runs/jobs")]
+    runs: PathBuf,
+    /// Training jobs run at once (each is a `tinycats train` process).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    max_jobs: u16,
 }
 
 pub fn serve(a: ServeArgs) -> Result<ExitCode> {
-    let cfg = tinycats_server::AppConfig {
-        store: crate::runs_cmd::store_path(a.store.as_deref()),
-        web_dist: a.web.join("index.html").is_file().then_some(a.web.clone()),
-        models: a.models,
-        token: a.token,
-        poll: std::time::Duration::from_millis(250),
-        heartbeat: std::time::Duration::from_secs(15),
-    };
+    let mut cfg = tinycats_server::AppConfig::new(crate::runs_cmd::store_path(a.store.as_deref()), a.models);
+    cfg.web_dist = a.web.join("index.html").is_file().then_some(a.web.clone());
+    cfg.token = a.token;
+    cfg.runs = a.runs;
+    cfg.max_jobs = a.max_jobs as usize;
+    // Jobs run this very binary's `train` command: the same engine as the CLI.
+    cfg.worker = std::env::current_exe().ok();
     if cfg.web_dist.is_none() {
         eprintln!("note: {} has no built web app (cd web && npm run build); serving the API and models only", a.web.display());
     }

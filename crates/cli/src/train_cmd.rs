@@ -128,6 +128,9 @@ pub struct ClassifierArgs {
     /// Run store (SQLite) that records the run (default $TINYCATS_STORE or runs/tinycats.db).
     #[arg(long)]
     store: Option<PathBuf>,
+    /// Also mirror params, metrics, tags, status and artifacts to this MLflow tracking server.
+    #[arg(long, env = "TINYCATS_MLFLOW_URI")]
+    mlflow_uri: Option<String>,
     /// Print the result as JSON on stdout.
     #[arg(long)]
     json: bool,
@@ -181,11 +184,9 @@ pub fn run(cmd: TrainCmd) -> Result<ExitCode> {
             sinks.sinks.push(Box::new(JsonlSink { path: run_dir.join("events.jsonl") }));
             let store = crate::runs_cmd::store_path(a.store.as_deref());
             let split_hash = tinycats_data::cache::Cache::open(&cfg.data.cache).map(|c| c.index.split_hash()).ok();
-            let tracked = crate::runs_cmd::StoreSink::start(&store, "classifier", &run_dir, &serde_json::to_value(&cfg)?, &git_commit(), split_hash.as_deref())?;
-            let run_id = tracked.run;
-            sinks.sinks.push(Box::new(tracked));
+            let tracking = crate::runs_cmd::start_tracking(&store, "classifier", &run_dir, &serde_json::to_value(&cfg)?, &git_commit(), split_hash.as_deref(), a.mlflow_uri.as_deref(), &mut sinks)?;
             let r = classifier_body(&a, &cfg, &run_dir, &mut sinks);
-            tinycats_track::Store::open(&store)?.set_status(run_id, if r.is_ok() { "finished" } else { "failed" })?;
+            tracking.finish(r.is_ok())?;
             return r;
         }
     }

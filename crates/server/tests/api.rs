@@ -13,7 +13,9 @@ async fn start(token: Option<&str>) -> (String, tempfile::TempDir, std::path::Pa
     std::fs::create_dir_all(models.join("classifier")).unwrap();
     std::fs::write(models.join("classifier/model.json"), b"{\"arch\":\"x\"}").unwrap();
     std::fs::write(t.path().join("secret.txt"), b"secret").unwrap();
-    let cfg = AppConfig { store: store.clone(), web_dist: None, models, token: token.map(String::from), poll: Duration::from_millis(20), heartbeat: Duration::from_secs(30) };
+    let mut cfg = AppConfig::new(store.clone(), models);
+    cfg.token = token.map(String::from);
+    cfg.heartbeat = Duration::from_secs(30);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, router(cfg)).await.unwrap() });
@@ -86,6 +88,16 @@ async fn token_traversal_and_body_limit() {
     let b = base.clone();
     let r = tokio::task::spawn_blocking(move || {
         let ok = ureq::get(&format!("{b}/api/health")).set("Authorization", "Bearer s3cret").call().unwrap().status();
+        // `?token=` on the page load sets an HttpOnly cookie; the app's later requests carry it.
+        let first = ureq::get(&format!("{b}/api/health?token=s3cret")).call().unwrap();
+        let cookie = first.header("set-cookie").expect("token cookie set").to_string();
+        assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
+        let pair = cookie.split(';').next().unwrap().to_string();
+        assert_eq!(ureq::get(&format!("{b}/models/classifier/model.json")).set("Cookie", &pair).call().unwrap().status(), 200);
+        match ureq::get(&format!("{b}/api/health")).set("Cookie", "tinycats_token=wrong").call() {
+            Err(ureq::Error::Status(401, _)) => {}
+            other => panic!("a wrong cookie must be refused: {:?}", other.map(|r| r.status())),
+        }
         let model = ureq::get(&format!("{b}/models/classifier/model.json")).set("Authorization", "Bearer s3cret").call().unwrap().into_string().unwrap();
         let trav = match ureq::get(&format!("{b}/models/../secret.txt")).set("Authorization", "Bearer s3cret").call() {
             Ok(r) => (r.status(), r.into_string().unwrap()),
@@ -120,9 +132,7 @@ async fn token_traversal_and_body_limit() {
     assert_eq!(r.4, 413, "oversized body must be refused");
     assert_eq!(r.5 .0, 422);
     assert!(r.5 .1["error"].as_str().unwrap().contains("objective.target"), "{}", r.5 .1);
-    let e = tinycats_server::serve("0.0.0.0:0".parse().unwrap(), AppConfig {
-        store: "x.db".into(), web_dist: None, models: ".".into(), token: None, poll: Duration::from_millis(100), heartbeat: Duration::from_secs(10),
-    })
+    let e = tinycats_server::serve("0.0.0.0:0".parse().unwrap(), AppConfig::new("x.db".into(), ".".into()))
     .await
     .unwrap_err();
     assert!(e.to_string().contains("--token"), "{e}");

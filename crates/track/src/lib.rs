@@ -7,6 +7,8 @@ use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 use std::path::Path;
 
+pub mod mlflow;
+
 /// Schema migrations in order; `user_version` records how many have run.
 const MIGRATIONS: &[&str] = &[
     "CREATE TABLE experiments (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, created REAL NOT NULL);
@@ -28,6 +30,13 @@ const MIGRATIONS: &[&str] = &[
     "CREATE TABLE rollups (run INTEGER NOT NULL, key TEXT NOT NULL, level INTEGER NOT NULL, block INTEGER NOT NULL,
         min_step INTEGER NOT NULL, min REAL NOT NULL, max_step INTEGER NOT NULL, max REAL NOT NULL, n INTEGER NOT NULL,
         PRIMARY KEY (run, key, level, block)) WITHOUT ROWID;",
+    // The server's job queue: a config waits (`queued`), a worker runs it (`running`, with the
+    // worker's pid and, once the run registers, its run id), and it ends `finished`, `failed`
+    // or `cancelled`.
+    "CREATE TABLE jobs (id INTEGER PRIMARY KEY, kind TEXT NOT NULL, name TEXT NOT NULL, config TEXT NOT NULL, overrides TEXT NOT NULL,
+        status TEXT NOT NULL, created REAL NOT NULL, started REAL, ended REAL, run_dir TEXT NOT NULL, run_id INTEGER, error TEXT, pid INTEGER);
+     CREATE INDEX jobs_status ON jobs (status, id);
+     CREATE INDEX runs_dir ON runs (dir);",
 ];
 
 /// Rollup block sizes (log2 of steps per block).
@@ -71,6 +80,31 @@ pub struct History {
     pub points: Vec<Point>,
 }
 
+/// A queued, running or ended training job (see the `jobs` migration).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct JobRow {
+    pub id: i64,
+    pub kind: String,
+    pub name: String,
+    pub config: String,
+    pub overrides: Vec<String>,
+    pub status: String,
+    pub created: f64,
+    pub started: Option<f64>,
+    pub ended: Option<f64>,
+    pub run_dir: String,
+    pub run_id: Option<i64>,
+    pub error: Option<String>,
+    pub pid: Option<i64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ArtifactRow {
+    pub path: String,
+    pub sha256: String,
+    pub size: i64,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct PredictionRow {
     pub epoch: i64,
@@ -96,10 +130,11 @@ impl Store {
 
     fn init(conn: Connection) -> Result<Store> {
         // WAL: readers (the server) never block the writer (training); NORMAL sync is durable
-        // at checkpoints and fast per batch.
+        // at checkpoints and fast per batch. The busy timeout comes first: switching a fresh
+        // file to WAL needs the lock another process may hold.
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
         let mut s = Store { conn };
         s.migrate()?;
         Ok(s)
@@ -111,7 +146,14 @@ impl Store {
             bail!("the store has schema version {v}, newer than this tinycats ({}); upgrade tinycats", MIGRATIONS.len());
         }
         for (i, m) in MIGRATIONS.iter().enumerate().skip(v) {
-            let tx = self.conn.transaction()?;
+            // IMMEDIATE takes the write lock first, and the version is read again under it:
+            // two processes opening a fresh store at once must not both run a migration.
+            let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let now_v: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
+            if now_v as usize > i {
+                tx.commit()?;
+                continue;
+            }
             tx.execute_batch(m).with_context(|| format!("migration {}", i + 1))?;
             tx.pragma_update(None, "user_version", (i + 1) as i64)?;
             tx.commit()?;
@@ -155,6 +197,7 @@ impl Store {
         if n == 0 {
             bail!("no run with id {run}");
         }
+        self.append_event(run, &format!("run/{run}"), &serde_json::json!({"kind": "status", "data": {"status": status}}))?;
         Ok(())
     }
 
@@ -212,11 +255,19 @@ impl Store {
         Ok(())
     }
 
-    /// Appends an event to `channel` with the next sequence number of that channel.
+    /// Appends an event to `channel` with the next sequence number of that channel (one
+    /// statement, so two processes appending to one channel cannot take the same number).
     pub fn append_event(&self, run: i64, channel: &str, body: &serde_json::Value) -> Result<i64> {
-        let seq: i64 = self.conn.query_row("SELECT COALESCE(MAX(seq), 0) + 1 FROM events WHERE channel = ?1", [channel], |r| r.get(0))?;
-        self.conn.execute("INSERT INTO events (run, channel, seq, time, body) VALUES (?1, ?2, ?3, ?4, ?5)", params![run, channel, seq, now(), body.to_string()])?;
-        Ok(seq)
+        Ok(self.conn.query_row(
+            "INSERT INTO events (run, channel, seq, time, body) SELECT ?1, ?2, COALESCE(MAX(seq), 0) + 1, ?3, ?4 FROM events WHERE channel = ?2 RETURNING seq",
+            params![run, channel, now(), body.to_string()],
+            |r| r.get(0),
+        )?)
+    }
+
+    /// The channel's newest sequence number (0 when empty).
+    pub fn last_seq(&self, channel: &str) -> Result<i64> {
+        Ok(self.conn.query_row("SELECT COALESCE(MAX(seq), 0) FROM events WHERE channel = ?1", [channel], |r| r.get(0))?)
     }
 
     /// Events of `channel` after sequence number `since` (a reconnecting client's replay).
@@ -247,12 +298,131 @@ impl Store {
 
     const RUN_COLS: &'static str = "r.id, e.name, r.name, r.kind, r.status, r.started, r.ended, r.git_commit, r.data_hash, r.dir FROM runs r JOIN experiments e ON e.id = r.experiment";
 
+    /// Runs, optionally filtered by a name/kind/status/experiment substring, sorted (`sort` is
+    /// one of name, kind, status, started, ended; newest first by default) and paged, with the
+    /// total number of matching runs.
+    pub fn list_runs_sorted(&self, filter: Option<&str>, sort: Option<&str>, descending: bool, limit: usize, offset: usize) -> Result<(Vec<RunRow>, usize)> {
+        let col = match sort.unwrap_or("started") {
+            "name" => "r.name",
+            "kind" => "r.kind",
+            "status" => "r.status",
+            "started" => "r.started",
+            "ended" => "r.ended",
+            "id" => "r.id",
+            other => bail!("sort = `{other}`: use name, kind, status, started, ended or id"),
+        };
+        let dir = if descending { "DESC" } else { "ASC" };
+        let pat = format!("%{}%", filter.unwrap_or(""));
+        let cond = "(r.name LIKE ?1 OR r.kind LIKE ?1 OR r.status LIKE ?1 OR e.name LIKE ?1)";
+        let mut st = self.conn.prepare(&format!("SELECT {} WHERE {cond} ORDER BY {col} {dir}, r.id {dir} LIMIT ?2 OFFSET ?3", Self::RUN_COLS))?;
+        let rows = st.query_map(params![pat, limit as i64, offset as i64], Self::run_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
+        let total: i64 = self.conn.query_row(&format!("SELECT COUNT(*) FROM runs r JOIN experiments e ON e.id = r.experiment WHERE {cond}"), [&pat], |r| r.get(0))?;
+        Ok((rows, total as usize))
+    }
+
     /// Runs, newest first, optionally filtered by kind/status substring, paged.
     pub fn list_runs(&self, filter: Option<&str>, limit: usize, offset: usize) -> Result<Vec<RunRow>> {
-        let pat = format!("%{}%", filter.unwrap_or(""));
-        let mut st = self.conn.prepare(&format!("SELECT {} WHERE (r.name LIKE ?1 OR r.kind LIKE ?1 OR r.status LIKE ?1 OR e.name LIKE ?1) ORDER BY r.started DESC, r.id DESC LIMIT ?2 OFFSET ?3", Self::RUN_COLS))?;
-        let rows = st.query_map(params![pat, limit as i64, offset as i64], Self::run_row)?;
+        Ok(self.list_runs_sorted(filter, None, true, limit, offset)?.0)
+    }
+
+    /// Experiments with their number of runs.
+    pub fn experiments(&self) -> Result<Vec<(String, i64)>> {
+        let mut st = self.conn.prepare("SELECT e.name, COUNT(r.id) FROM experiments e LEFT JOIN runs r ON r.experiment = e.id GROUP BY e.id ORDER BY e.name")?;
+        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    pub fn artifacts(&self, run: i64) -> Result<Vec<ArtifactRow>> {
+        let mut st = self.conn.prepare("SELECT path, sha256, size FROM artifacts WHERE run = ?1 ORDER BY path")?;
+        let rows = st.query_map([run], |r| Ok(ArtifactRow { path: r.get(0)?, sha256: r.get(1)?, size: r.get(2)? }))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// The newest run registered with this run folder.
+    pub fn run_by_dir(&self, dir: &str) -> Result<Option<i64>> {
+        Ok(self.conn.query_row("SELECT id FROM runs WHERE dir = ?1 ORDER BY id DESC LIMIT 1", [dir], |r| r.get(0)).optional()?)
+    }
+
+    const JOB_COLS: &'static str = "id, kind, name, config, overrides, status, created, started, ended, run_dir, run_id, error, pid FROM jobs";
+
+    fn job_row(r: &rusqlite::Row) -> rusqlite::Result<JobRow> {
+        let ov: String = r.get(4)?;
+        Ok(JobRow {
+            id: r.get(0)?,
+            kind: r.get(1)?,
+            name: r.get(2)?,
+            config: r.get(3)?,
+            overrides: serde_json::from_str(&ov).unwrap_or_default(),
+            status: r.get(5)?,
+            created: r.get(6)?,
+            started: r.get(7)?,
+            ended: r.get(8)?,
+            run_dir: r.get(9)?,
+            run_id: r.get(10)?,
+            error: r.get(11)?,
+            pid: r.get(12)?,
+        })
+    }
+
+    /// Queues a job; `run_dir` may contain `{id}`, replaced by the job id.
+    pub fn create_job(&self, kind: &str, name: &str, config: &str, overrides: &[String], run_dir: &str) -> Result<JobRow> {
+        self.conn.execute(
+            "INSERT INTO jobs (kind, name, config, overrides, status, created, run_dir) VALUES (?1, ?2, ?3, ?4, 'queued', ?5, ?6)",
+            params![kind, name, config, serde_json::to_string(overrides)?, now(), run_dir],
+        )?;
+        let id = self.conn.last_insert_rowid();
+        self.conn.execute("UPDATE jobs SET run_dir = replace(run_dir, '{id}', ?2) WHERE id = ?1", params![id, id.to_string()])?;
+        self.job_event(id)
+    }
+
+    /// Every job change is also an event on the `jobs` channel (the UI's live job list).
+    fn job_event(&self, id: i64) -> Result<JobRow> {
+        let j = self.job(id)?;
+        self.append_event(0, "jobs", &serde_json::json!({"kind": "job", "data": &j}))?;
+        Ok(j)
+    }
+
+    pub fn job(&self, id: i64) -> Result<JobRow> {
+        self.conn.query_row(&format!("SELECT {} WHERE id = ?1", Self::JOB_COLS), [id], Self::job_row).optional()?.with_context(|| format!("no job {id}"))
+    }
+
+    /// Jobs, newest first.
+    pub fn jobs(&self, limit: usize) -> Result<Vec<JobRow>> {
+        let mut st = self.conn.prepare(&format!("SELECT {} ORDER BY id DESC LIMIT ?1", Self::JOB_COLS))?;
+        let rows = st.query_map([limit as i64], Self::job_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Atomically moves the oldest queued job to `running` (None when the queue is empty).
+    pub fn claim_job(&self) -> Result<Option<JobRow>> {
+        let id: Option<i64> = self
+            .conn
+            .query_row("UPDATE jobs SET status = 'running', started = ?1 WHERE id = (SELECT id FROM jobs WHERE status = 'queued' ORDER BY id LIMIT 1) RETURNING id", [now()], |r| r.get(0))
+            .optional()?;
+        id.map(|i| self.job_event(i)).transpose()
+    }
+
+    pub fn set_job_pid(&self, id: i64, pid: Option<i64>) -> Result<()> {
+        self.conn.execute("UPDATE jobs SET pid = ?2 WHERE id = ?1", params![id, pid])?;
+        Ok(())
+    }
+
+    pub fn set_job_run(&self, id: i64, run: i64) -> Result<()> {
+        self.conn.execute("UPDATE jobs SET run_id = ?2 WHERE id = ?1", params![id, run])?;
+        self.job_event(id).map(|_| ())
+    }
+
+    /// Ends a job (finished, failed or cancelled). A job that has already ended keeps its
+    /// first ending (a cancel racing the worker's exit does not flip it); returns whether it changed.
+    pub fn end_job(&self, id: i64, status: &str, error: Option<&str>) -> Result<bool> {
+        let n = self.conn.execute(
+            "UPDATE jobs SET status = ?2, ended = ?3, error = ?4, pid = NULL WHERE id = ?1 AND status IN ('queued', 'running')",
+            params![id, status, now(), error],
+        )?;
+        if n > 0 {
+            self.job_event(id)?;
+        }
+        Ok(n > 0)
     }
 
     /// A run by id or by name (the newest with that name).
@@ -454,4 +624,35 @@ mod tests {
         assert!(s.set_status(999, "finished").is_err());
         assert!(s.find_run("nope").unwrap_err().to_string().contains("nope"));
     }
+
+    #[test]
+    fn job_queue_claims_in_order_and_ends_once() {
+        let s = Store::in_memory().unwrap();
+        let a = s.create_job("generator", "a", "[train]\nsteps = 1\n", &["train.batch_size=2".into()], "runs/job-{id}-a").unwrap();
+        let b = s.create_job("classifier", "b", "", &[], "runs/job-{id}").unwrap();
+        assert_eq!((a.status.as_str(), a.run_dir.as_str()), ("queued", format!("runs/job-{}-a", a.id).as_str()));
+        assert_eq!(a.overrides, vec!["train.batch_size=2".to_string()]);
+        let c1 = s.claim_job().unwrap().unwrap();
+        assert_eq!((c1.id, c1.status.as_str()), (a.id, "running"));
+        assert!(c1.started.is_some());
+        assert_eq!(s.claim_job().unwrap().unwrap().id, b.id);
+        assert!(s.claim_job().unwrap().is_none(), "queue empty");
+        assert!(s.end_job(a.id, "cancelled", Some("by user")).unwrap());
+        assert!(!s.end_job(a.id, "finished", None).unwrap(), "an ended job keeps its first ending");
+        assert_eq!(s.job(a.id).unwrap().status, "cancelled");
+        assert!(s.job(999).unwrap_err().to_string().contains("no job 999"));
+        // Every change is an event on `jobs`: 2 created, 2 claimed, 1 ended.
+        assert_eq!(s.events_since("jobs", 0).unwrap().len(), 5);
+    }
+
+    #[test]
+    fn two_processes_opening_a_fresh_store_at_once_both_succeed() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("fresh.db");
+        let hs: Vec<_> = (0..4).map(|_| { let p = p.clone(); std::thread::spawn(move || Store::open(&p).map(|s| s.schema_version().unwrap())) }).collect();
+        for h in hs {
+            assert_eq!(h.join().unwrap().unwrap(), MIGRATIONS.len() as i64);
+        }
+    }
+
 }

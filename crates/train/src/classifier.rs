@@ -186,6 +186,50 @@ pub fn train_with(cfg: &ClassifierConfig, run_dir: &Path, sinks: &mut Sinks, pro
     Ok(r)
 }
 
+/// The validation samples whose predictions are followed: explicit ids (each must be in the
+/// validation split), or `n` chosen once, stratified (round-robin over classes, each class's
+/// order shuffled with the configured seed).
+pub fn select_watch(cache: &Cache, val_idx: &[usize], p: &crate::config::PredictionsConfig) -> Result<Vec<usize>> {
+    match &p.samples {
+        crate::config::PredSamples::Ids(ids) => ids
+            .iter()
+            .map(|id| val_idx.iter().copied().find(|&i| cache.index.entries[i].id == *id).with_context(|| format!("config key `predictions.samples`: `{id}` is not an image id of the validation split")))
+            .collect(),
+        crate::config::PredSamples::Count(n) => {
+            let c = cache.index.classes.len();
+            let mut by_class: Vec<Vec<usize>> = vec![vec![]; c];
+            for &i in val_idx {
+                by_class[cache.index.entries[i].label].push(i);
+            }
+            let mut rng = ChaCha8Rng::seed_from_u64(p.seed);
+            for v in by_class.iter_mut() {
+                v.shuffle(&mut rng);
+            }
+            let rounds = by_class.iter().map(Vec::len).max().unwrap_or(0);
+            Ok((0..rounds).flat_map(|k| by_class.iter().filter_map(move |v| v.get(k).copied())).take(*n).collect())
+        }
+    }
+}
+
+/// Predicts the followed samples with the current weights and hands them to the sinks.
+#[allow(clippy::too_many_arguments)]
+fn emit_predictions(model: &Tail<Cpu>, feats: &Features, cache: &Cache, watch: &[usize], epoch: usize, step: usize, top_k: usize, sinks: &mut Sinks) -> Result<()> {
+    let c = cache.index.classes.len();
+    let probs = predict_probs(model, feats, watch)?;
+    let preds: Vec<Prediction> = watch
+        .iter()
+        .enumerate()
+        .map(|(k, &i)| {
+            let mut top: Vec<(usize, f32)> = probs[k * c..(k + 1) * c].iter().copied().enumerate().collect();
+            top.sort_by(|a, b| b.1.total_cmp(&a.1));
+            top.truncate(top_k);
+            Prediction { epoch, step, sample_id: cache.index.entries[i].id.clone(), label: cache.index.entries[i].label, top, image: None }
+        })
+        .collect();
+    sinks.emit(|s| s.on_predictions(&preds));
+    Ok(())
+}
+
 /// One training run on explicit train / val / test index lists (a fresh model and optimizer).
 pub fn fit(
     cfg: &ClassifierConfig,
@@ -240,14 +284,9 @@ pub fn fit(
     let mut history = Vec::new();
     let mut step = 0usize;
     let best_path = run_dir.join("checkpoints/best.safetensors");
-    // Fixed validation samples followed across epochs: round-robin over classes.
-    let watch: Vec<usize> = {
-        let mut by_class: Vec<Vec<usize>> = vec![vec![]; c];
-        for &i in val_idx {
-            by_class[cache.index.entries[i].label].push(i);
-        }
-        (0..4).flat_map(|k| by_class.iter().filter_map(move |v| v.get(k).copied())).take(24).collect()
-    };
+    // Fixed validation samples followed across intervals; none (and no hook calls) when disabled.
+    let watch: Vec<usize> = if cfg.predictions.enabled { select_watch(cache, val_idx, &cfg.predictions)? } else { vec![] };
+    let pred_every = cfg.predictions.every_steps();
     let ckpt_dir = run_dir.join("checkpoints");
     let mut first_epoch = 0;
     if opts.resume {
@@ -311,6 +350,9 @@ pub fn fit(
                 step += 1;
                 let ev = StepEvent { epoch, step, loss: lv as f64, lr };
                 sinks.emit(|s| s.on_step(&ev));
+                if pred_every.is_some_and(|n| !watch.is_empty() && step % n == 0) {
+                    emit_predictions(&model.valid(), feats, cache, &watch, epoch, step, cfg.predictions.top_k, sinks)?;
+                }
             }
             progress("train", b + 1, batches);
         }
@@ -321,18 +363,9 @@ pub fn fit(
         let vr = metrics::report(&vp, &vy, &classes);
         let ev = EpochEvent::new(epoch, step, EpochTotals { loss_sum, correct, seen }, &vr, lr, te.elapsed().as_secs_f64(), train_secs);
         sinks.emit(|s| s.on_epoch(&ev));
-        let preds: Vec<Prediction> = watch
-            .iter()
-            .map(|&i| {
-                let pos = val_idx.iter().position(|&j| j == i).unwrap_or(0);
-                let row = &vp[pos * c..(pos + 1) * c];
-                let mut top: Vec<(usize, f32)> = row.iter().copied().enumerate().collect();
-                top.sort_by(|a, b| b.1.total_cmp(&a.1));
-                top.truncate(3);
-                Prediction { epoch, sample_id: cache.index.entries[i].id.clone(), label: cache.index.entries[i].label, top }
-            })
-            .collect();
-        sinks.emit(|s| s.on_predictions(&preds));
+        if !watch.is_empty() && pred_every.is_none() {
+            emit_predictions(&valid, feats, cache, &watch, epoch, step, cfg.predictions.top_k, sinks)?;
+        }
         history.push(ev.clone());
         epochs_run = epoch + 1;
 

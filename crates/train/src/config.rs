@@ -140,6 +140,65 @@ impl Default for CheckpointConfig {
     }
 }
 
+/// Which validation samples to follow: a count (chosen stratified, seeded) or explicit ids.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum PredSamples {
+    Count(usize),
+    Ids(Vec<String>),
+}
+
+/// When to predict them: `"epoch"` (after each epoch's validation) or every N optimizer steps.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum PredEvery {
+    Steps(usize),
+    Named(String),
+}
+
+/// Predictions during training: the same validation samples at every interval, so one image's
+/// prediction can be followed across epochs. Disabled means the hook is not installed at all.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PredictionsConfig {
+    pub enabled: bool,
+    pub samples: PredSamples,
+    pub every: PredEvery,
+    pub seed: u64,
+    /// Top-k classes stored per prediction.
+    pub top_k: usize,
+}
+
+impl Default for PredictionsConfig {
+    fn default() -> Self {
+        Self { enabled: true, samples: PredSamples::Count(24), every: PredEvery::Named("epoch".into()), seed: 0, top_k: 3 }
+    }
+}
+
+impl PredictionsConfig {
+    /// Every N optimizer steps, or None for once per epoch.
+    pub fn every_steps(&self) -> Option<usize> {
+        match &self.every {
+            PredEvery::Steps(n) => Some(*n),
+            PredEvery::Named(_) => None,
+        }
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        match &self.samples {
+            PredSamples::Count(n) => range("predictions.samples", *n as f64, 1.0, 1000.0)?,
+            PredSamples::Ids(ids) if ids.is_empty() || ids.len() > 1000 => bail!("config key `predictions.samples` lists {} ids; give 1..=1000 (or a count)", ids.len()),
+            PredSamples::Ids(_) => {}
+        }
+        match &self.every {
+            PredEvery::Steps(n) => range("predictions.every", *n as f64, 1.0, 1e9)?,
+            PredEvery::Named(s) if s != "epoch" => bail!("config key `predictions.every` = \"{s}\": use \"epoch\" or a number of optimizer steps ≥ 1"),
+            PredEvery::Named(_) => {}
+        }
+        range("predictions.top_k", self.top_k as f64, 1.0, 100.0)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct ClassifierConfig {
@@ -151,6 +210,7 @@ pub struct ClassifierConfig {
     pub schedule: ScheduleConfig,
     pub early_stopping: EarlyStopping,
     pub checkpoint: CheckpointConfig,
+    pub predictions: PredictionsConfig,
 }
 
 pub fn range(key: &str, v: f64, lo: f64, hi: f64) -> Result<()> {
@@ -207,7 +267,7 @@ impl ClassifierConfig {
         range("schedule.gamma", self.schedule.gamma, 0.0, 1.0)?;
         range("schedule.factor", self.schedule.factor, 0.0, 1.0)?;
         one_of("early_stopping.metric", &self.early_stopping.metric, &["val_loss", "val_acc", "val_macro_f1"])?;
-        Ok(())
+        self.predictions.validate()
     }
 
     /// Class weights for `classes` given per-class training counts; length mismatch is an error.

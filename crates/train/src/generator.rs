@@ -648,7 +648,15 @@ pub fn train_generator(cfg: &GeneratorConfig, run_dir: &Path, sinks: &mut Sinks,
             let path = run_dir.join(format!("samples/step-{:07}.png", st.step));
             std::fs::create_dir_all(path.parent().expect("has parent"))?;
             grid_png(&imgs, dit.image_size, classes.len(), &path)?;
-            let preds: Vec<crate::sink::Prediction> = pairs.iter().map(|&(b, s)| crate::sink::Prediction { epoch: st.step, sample_id: format!("{}#seed{s}", classes[b]), label: b, top: vec![] }).collect();
+            // One thumbnail per (breed, seed) pair, so each pair can be followed across steps.
+            let thumbs = format!("samples/step-{:07}", st.step);
+            std::fs::create_dir_all(run_dir.join(&thumbs))?;
+            let mut preds = Vec::with_capacity(pairs.len());
+            for (k, &(b, s)) in pairs.iter().enumerate() {
+                let rel = format!("{thumbs}/{}-seed{s}.png", classes[b]);
+                grid_png(&imgs[k..k + 1], dit.image_size, 1, &run_dir.join(&rel))?;
+                preds.push(crate::sink::Prediction { epoch: st.step, step: st.step, sample_id: format!("{}#seed{s}", classes[b]), label: b, top: vec![], image: Some(rel) });
+            }
             sinks.emit(|s| s.on_predictions(&preds));
         }
     }

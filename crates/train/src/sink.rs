@@ -54,13 +54,17 @@ impl EpochEvent {
     }
 }
 
-/// One validation sample's prediction at an epoch (stable id = source image sha256).
+/// One followed sample's prediction at an interval: a validation image (stable id = source
+/// image sha256) with its top-k classes, or a generated (breed, seed) pair with its thumbnail.
 #[derive(Debug, Clone, Serialize)]
 pub struct Prediction {
     pub epoch: usize,
+    pub step: usize,
     pub sample_id: String,
     pub label: usize,
     pub top: Vec<(usize, f32)>,
+    /// A thumbnail PNG, relative to the run folder.
+    pub image: Option<String>,
 }
 
 pub trait Sink {

@@ -185,3 +185,72 @@ fn staged_unfreezing_keeps_blocks_frozen_then_trains_them() {
     let fc = e0.keys().find(|k| k.starts_with("fc.")).unwrap();
     assert_ne!(e0[fc], e1[fc], "the linear layer trains from the start");
 }
+
+/// Records predictions; optionally fails every call (a broken hook must not stop training).
+struct PredRecorder(std::sync::Arc<std::sync::Mutex<Vec<Vec<tinycats_train::sink::Prediction>>>>, bool);
+impl Sink for PredRecorder {
+    fn on_predictions(&mut self, p: &[tinycats_train::sink::Prediction]) -> anyhow::Result<()> {
+        self.0.lock().unwrap().push(p.to_vec());
+        if self.1 {
+            anyhow::bail!("prediction hook broke");
+        }
+        Ok(())
+    }
+}
+
+#[test]
+fn predictions_follow_fixed_samples_and_disabled_means_no_calls() {
+    let Some(w) = weights() else {
+        eprintln!("SKIPPED predictions_follow_fixed_samples_and_disabled_means_no_calls: run scripts/setup.sh for the EfficientNet-Lite0 weights");
+        return;
+    };
+    let t = tempfile::tempdir().unwrap();
+    let mut breeds: Vec<String> = tinycats_data::labels::CAT_BREEDS.iter().map(|s| s.to_string()).collect();
+    breeds.push("beagle".into());
+    write_fixture(&t.path().join("ds"), &FixtureSpec { breeds, per_class: 8, size: 64, quirks: false, seed: 5 }).unwrap();
+    let prep = prepare(&t.path().join("ds"), &PrepareOptions { size: 64, split: [0.5, 0.25, 0.25], ..Default::default() }, &|_, _| {}).unwrap();
+    let base = vec![format!("data.cache=\"{}\"", prep.out.display()), format!("model.weights=\"{}\"", w.display()), "model.cut=16".into(), "train.epochs=3".into(), "train.batch_size=16".into()];
+    let train = |extra: &[&str], fail: bool, name: &str| {
+        let mut o = base.clone();
+        o.extend(extra.iter().map(|s| s.to_string()));
+        let cfg = ClassifierConfig::load("", "test", &o)?;
+        let calls = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut sinks = Sinks::default();
+        sinks.sinks.push(Box::new(PredRecorder(calls.clone(), fail)));
+        let r = tinycats_train::classifier::train(&cfg, &t.path().join(name), &mut sinks, &mut |_, _, _| {})?;
+        let c = calls.lock().unwrap().clone();
+        Ok::<_, anyhow::Error>((r, c, sinks.failures))
+    };
+
+    // Per epoch: the same 5 stratified validation samples every time, top-k probabilities sorted.
+    let (_, calls, _) = train(&["predictions.samples=5", "predictions.seed=7", "predictions.top_k=4"], false, "epoch").unwrap();
+    assert_eq!(calls.len(), 3, "one call per epoch");
+    let ids: Vec<String> = calls[0].iter().map(|p| p.sample_id.clone()).collect();
+    assert_eq!(ids.len(), 5);
+    assert!(calls.iter().all(|c| c.iter().map(|p| p.sample_id.clone()).collect::<Vec<_>>() == ids), "same samples every epoch");
+    let labels: std::collections::HashSet<usize> = calls[0].iter().map(|p| p.label).collect();
+    assert_eq!(labels.len(), 5, "stratified: 5 different classes");
+    assert!(calls[2].iter().all(|p| p.top.len() == 4 && p.top.windows(2).all(|w| w[0].1 >= w[1].1)));
+    assert_eq!(calls.iter().map(|c| c[0].epoch).collect::<Vec<_>>(), vec![0, 1, 2]);
+
+    // Every 2 optimizer steps, with explicit ids; a failing hook is counted, training finishes.
+    let steps_per_epoch = prep.counts.values().map(|m| m["train"]).sum::<usize>().div_ceil(16);
+    let pick = format!("predictions.samples=[\"{}\", \"{}\"]", ids[0], ids[1]);
+    let (r, calls, failures) = train(&[&pick, "predictions.every=2"], true, "steps").unwrap();
+    assert_eq!(calls.len(), 3 * steps_per_epoch / 2);
+    assert!(calls.iter().all(|c| c.len() == 2 && c[0].sample_id == ids[0] && c[0].step % 2 == 0));
+    assert_eq!(failures, calls.len(), "each failed call is counted");
+    assert_eq!(r.epochs_run, 3, "training went on");
+
+    // Disabled: the hook is never called.
+    let (_, calls, _) = train(&["predictions.enabled=false"], false, "off").unwrap();
+    assert!(calls.is_empty(), "disabled predictions made {} calls", calls.len());
+
+    // Bad settings name the key.
+    let e = train(&["predictions.samples=[\"no-such-image\"]"], false, "bad").unwrap_err().to_string();
+    assert!(e.contains("predictions.samples") && e.contains("no-such-image"), "{e}");
+    let e = ClassifierConfig::load("", "t", &["predictions.every=\"hourly\"".into()]).unwrap_err().to_string();
+    assert!(e.contains("predictions.every"), "{e}");
+    let e = ClassifierConfig::load("", "t", &["predictions.samples=0".into()]).unwrap_err().to_string();
+    assert!(e.contains("predictions.samples"), "{e}");
+}
