@@ -2,17 +2,10 @@
 
 use std::io::{Read, Write};
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
-fn tc(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tinycats")).args(args).output().expect("run tinycats")
-}
-
-fn ok_json(args: &[&str]) -> serde_json::Value {
-    let o = tc(args);
-    assert!(o.status.success(), "{args:?} failed: {}", String::from_utf8_lossy(&o.stderr));
-    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{args:?}: not JSON ({e}): {}", String::from_utf8_lossy(&o.stdout)))
-}
+mod common;
+use common::{ok_json, tc};
 
 #[test]
 fn every_subcommand_has_help() {

@@ -4,18 +4,11 @@
 //! MLflow mirroring against a real `mlflow server` from PyPI.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-fn tc(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tinycats")).args(args).output().expect("run tinycats")
-}
-
-fn ok_json(args: &[&str]) -> serde_json::Value {
-    let o = tc(args);
-    assert!(o.status.success(), "{args:?} failed: {}", String::from_utf8_lossy(&o.stderr));
-    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{args:?}: not JSON ({e}): {}", String::from_utf8_lossy(&o.stdout)))
-}
+mod common;
+use common::{ok_json, tc};
 
 fn s(p: &Path) -> String {
     p.to_string_lossy().to_string()

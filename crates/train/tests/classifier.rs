@@ -12,6 +12,14 @@ fn weights() -> Option<PathBuf> {
     p.is_file().then_some(p)
 }
 
+/// The 12 cat breeds plus one dog breed (`other`), generated and prepared with a 50/25/25 split.
+fn fixture(t: &std::path::Path, dog: &str, per_class: usize, size: u32, seed: u64) -> tinycats_data::prepare::PrepareSummary {
+    let mut breeds: Vec<String> = tinycats_data::labels::CAT_BREEDS.iter().map(|s| s.to_string()).collect();
+    breeds.push(dog.into());
+    write_fixture(&t.join("ds"), &FixtureSpec { breeds, per_class, size, quirks: false, seed }).unwrap();
+    prepare(&t.join("ds"), &PrepareOptions { size, split: [0.5, 0.25, 0.25], ..Default::default() }, &|_, _| {}).unwrap()
+}
+
 struct Recorder(std::sync::Arc<std::sync::Mutex<Vec<EpochEvent>>>);
 impl Sink for Recorder {
     fn on_epoch(&mut self, e: &EpochEvent) -> anyhow::Result<()> {
@@ -34,10 +42,7 @@ fn trains_on_fixture_and_reloads() {
         return;
     };
     let t = tempfile::tempdir().unwrap();
-    let mut breeds: Vec<String> = tinycats_data::labels::CAT_BREEDS.iter().map(|s| s.to_string()).collect();
-    breeds.push("beagle".into());
-    write_fixture(&t.path().join("ds"), &FixtureSpec { breeds, per_class: 8, size: 64, quirks: false, seed: 3 }).unwrap();
-    let prep = prepare(&t.path().join("ds"), &PrepareOptions { size: 64, split: [0.5, 0.25, 0.25], ..Default::default() }, &|_, _| {}).unwrap();
+    let prep = fixture(t.path(), "beagle", 8, 64, 3);
     let overrides = vec![
         format!("data.cache=\"{}\"", prep.out.display()),
         format!("model.weights=\"{}\"", w.display()),
@@ -128,10 +133,7 @@ fn cross_validation_keeps_test_out_and_summarises() {
 #[test]
 fn from_scratch_cnn_learns_fixture_classes() {
     let t = tempfile::tempdir().unwrap();
-    let mut breeds: Vec<String> = tinycats_data::labels::CAT_BREEDS.iter().map(|s| s.to_string()).collect();
-    breeds.push("pug".into());
-    write_fixture(&t.path().join("ds"), &FixtureSpec { breeds, per_class: 8, size: 32, quirks: false, seed: 5 }).unwrap();
-    let prep = prepare(&t.path().join("ds"), &PrepareOptions { size: 32, split: [0.5, 0.25, 0.25], ..Default::default() }, &|_, _| {}).unwrap();
+    let prep = fixture(t.path(), "pug", 8, 32, 5);
     let overrides = vec![
         format!("data.cache=\"{}\"", prep.out.display()),
         "model.mode=\"scratch\"".into(),
@@ -158,10 +160,7 @@ fn staged_unfreezing_keeps_blocks_frozen_then_trains_them() {
         return;
     };
     let t = tempfile::tempdir().unwrap();
-    let mut breeds: Vec<String> = tinycats_data::labels::CAT_BREEDS.iter().map(|s| s.to_string()).collect();
-    breeds.push("pug".into());
-    write_fixture(&t.path().join("ds"), &FixtureSpec { breeds, per_class: 4, size: 64, quirks: false, seed: 11 }).unwrap();
-    let prep = prepare(&t.path().join("ds"), &PrepareOptions { size: 64, split: [0.5, 0.25, 0.25], ..Default::default() }, &|_, _| {}).unwrap();
+    let prep = fixture(t.path(), "pug", 4, 64, 11);
     let overrides = vec![
         format!("data.cache=\"{}\"", prep.out.display()),
         format!("model.weights=\"{}\"", w.display()),
@@ -205,10 +204,7 @@ fn predictions_follow_fixed_samples_and_disabled_means_no_calls() {
         return;
     };
     let t = tempfile::tempdir().unwrap();
-    let mut breeds: Vec<String> = tinycats_data::labels::CAT_BREEDS.iter().map(|s| s.to_string()).collect();
-    breeds.push("beagle".into());
-    write_fixture(&t.path().join("ds"), &FixtureSpec { breeds, per_class: 8, size: 64, quirks: false, seed: 5 }).unwrap();
-    let prep = prepare(&t.path().join("ds"), &PrepareOptions { size: 64, split: [0.5, 0.25, 0.25], ..Default::default() }, &|_, _| {}).unwrap();
+    let prep = fixture(t.path(), "beagle", 8, 64, 5);
     let base = vec![format!("data.cache=\"{}\"", prep.out.display()), format!("model.weights=\"{}\"", w.display()), "model.cut=16".into(), "train.epochs=3".into(), "train.batch_size=16".into()];
     let train = |extra: &[&str], fail: bool, name: &str| {
         let mut o = base.clone();

@@ -47,8 +47,8 @@ describe('generate form', () => {
 
 describe('URL options', () => {
   it('parses ?ep, ?threads, ?nocache', () => {
-    expect(parseUrlOptions('')).toEqual({ ep: 'auto', threads: undefined, noCache: false, foldQdq: false });
-    expect(parseUrlOptions('?ep=WASM&threads=2&nocache=1')).toEqual({ ep: 'wasm', threads: 2, noCache: true, foldQdq: false });
+    expect(parseUrlOptions('')).toEqual({ ep: 'auto', threads: undefined, noCache: false, foldQdq: true });
+    expect(parseUrlOptions('?ep=WASM&threads=2&nocache=1&qdq=keep')).toEqual({ ep: 'wasm', threads: 2, noCache: true, foldQdq: false });
     expect(parseUrlOptions('?ep=cuda&threads=0&qdq=fold')).toEqual({ ep: 'auto', threads: undefined, noCache: false, foldQdq: true });
   });
 });

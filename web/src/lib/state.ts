@@ -129,7 +129,7 @@ export interface UrlOptions {
   ep: EpParam;
   threads?: number;
   noCache: boolean;
-  /** true with ?qdq=fold: fold the int8 weights to float at load (see worker.createSession). */
+  /** Fold the int8 weights to float at load (the default; ?qdq=keep keeps ORT's DQ nodes; see worker.createSession). */
   foldQdq: boolean;
 }
 
@@ -141,5 +141,5 @@ export function parseUrlOptions(search: string): UrlOptions {
   const th = Number(q.get('threads'));
   const threads = Number.isInteger(th) && th >= 1 && th <= 64 ? th : undefined;
   const nc = q.get('nocache');
-  return { ep, threads, noCache: nc !== null && nc !== '0' && nc !== 'false', foldQdq: q.get('qdq') === 'fold' };
+  return { ep, threads, noCache: nc !== null && nc !== '0' && nc !== 'false', foldQdq: q.get('qdq') !== 'keep' };
 }

@@ -7,6 +7,7 @@ import { LineChart } from './LineChart';
 import { MAX_COMPARE, MIN_COMPARE } from './route';
 import { commonKeys, lastMetricsTable } from './compare';
 import { defaultKey, downsampleText } from './series';
+import { MetricSelect } from './MetricSelect';
 
 const errText = (e: unknown) => (e instanceof Error ? e.message : String(e));
 
@@ -76,16 +77,7 @@ export function ComparePage({ ids }: { ids: number[] }) {
         </p>
       ))}
       <div className="toolbar">
-        <label>
-          metric{' '}
-          <select data-testid="compare-key" value={key ?? ''} onChange={(e) => setPicked(e.target.value)} disabled={keys.length === 0}>
-            {keys.map((k) => (
-              <option key={k} value={k}>
-                {k}
-              </option>
-            ))}
-          </select>
-        </label>
+        <MetricSelect testId="compare-key" keys={keys} value={key} onChange={setPicked} />
         {loaded.length && keys.length === 0 ? <span className="muted">these runs share no metric</span> : null}
         {loaded.map((d) => {
           const t = downsampleText(hist[d.run.id]);

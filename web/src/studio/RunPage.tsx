@@ -9,6 +9,7 @@ import { formatDuration, formatTime } from './runsState';
 import { defaultKey, downsampleText, initialLiveRun, liveRunReducer, metricKeys } from './series';
 import { formatValue } from './chart';
 import { useLiveChannel, WsBadge } from './useLive';
+import { MetricSelect } from './MetricSelect';
 
 const HISTORY_POINTS = 1000;
 const errText = (e: unknown) => (e instanceof Error ? e.message : String(e));
@@ -97,16 +98,7 @@ export function RunPage({ id }: { id: number }) {
 
       <h3>Metrics</h3>
       <div className="toolbar">
-        <label>
-          metric{' '}
-          <select data-testid="metric-key" value={key ?? ''} onChange={(e) => setPicked(e.target.value)} disabled={keys.length === 0}>
-            {keys.map((k) => (
-              <option key={k} value={k}>
-                {k}
-              </option>
-            ))}
-          </select>
-        </label>
+        <MetricSelect testId="metric-key" keys={keys} value={key} onChange={setPicked} />
         {key ? (
           <span>
             <span data-testid={`points-${key}`}>{points.length}</span> points
