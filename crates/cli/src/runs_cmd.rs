@@ -51,7 +51,7 @@ impl Sink for StoreSink {
     fn on_predictions(&mut self, p: &[Prediction]) -> Result<()> {
         let rows: Vec<PredictionRow> = p
             .iter()
-            .map(|x| PredictionRow { epoch: x.epoch as i64, step: x.step as i64, sample_id: x.sample_id.clone(), label: x.label as i64, top: serde_json::json!(x.top), image: x.image.clone() })
+            .map(|x| PredictionRow { epoch: x.epoch as i64, step: x.step as i64, sample_id: x.sample_id.clone(), label: x.label as i64, top: serde_json::json!(x.top), image: x.image.clone(), latency_ms: Some(x.latency_ms) })
             .collect();
         self.store.log_predictions(self.run, &rows)?;
         let (epoch, step) = p.first().map(|x| (x.epoch, x.step)).unwrap_or((0, 0));

@@ -111,6 +111,7 @@ fn jobs_validate_run_concurrently_and_cancel() {
         let (_, p) = call("GET", &format!("{base}/api/runs/{run}/predictions"), None);
         let preds = p["predictions"].as_array().unwrap();
         assert_eq!(preds.len(), 2 * 12, "12 breeds at steps 12 and 24");
+        assert!(preds.iter().all(|p| p["latency_ms"].as_f64().unwrap() > 0.0), "sampling time per image is recorded");
         let img = preds[0]["image"].as_str().expect("generator predictions carry a thumbnail");
         let r = ureq::get(&format!("{base}{img}")).call().unwrap();
         assert_eq!(r.content_type(), "image/png");

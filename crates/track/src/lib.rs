@@ -113,6 +113,7 @@ pub struct PredictionRow {
     pub label: i64,
     pub top: serde_json::Value,
     pub image: Option<String>,
+    pub latency_ms: Option<f64>,
 }
 
 impl Store {
@@ -241,9 +242,9 @@ impl Store {
     pub fn log_predictions(&mut self, run: i64, rows: &[PredictionRow]) -> Result<()> {
         let tx = self.conn.transaction()?;
         {
-            let mut st = tx.prepare_cached("INSERT INTO predictions (run, epoch, step, sample_id, label, top, image) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")?;
+            let mut st = tx.prepare_cached("INSERT INTO predictions (run, epoch, step, sample_id, label, top, image, latency_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)")?;
             for p in rows {
-                st.execute(params![run, p.epoch, p.step, p.sample_id, p.label, p.top.to_string(), p.image])?;
+                st.execute(params![run, p.epoch, p.step, p.sample_id, p.label, p.top.to_string(), p.image, p.latency_ms])?;
             }
         }
         tx.commit()?;
@@ -506,11 +507,11 @@ impl Store {
 
     pub fn predictions(&self, run: i64, epoch: Option<i64>, sample: Option<&str>) -> Result<Vec<PredictionRow>> {
         let mut st = self.conn.prepare(
-            "SELECT epoch, step, sample_id, label, top, image FROM predictions WHERE run = ?1 AND (?2 IS NULL OR epoch = ?2) AND (?3 IS NULL OR sample_id = ?3) ORDER BY epoch, sample_id",
+            "SELECT epoch, step, sample_id, label, top, image, latency_ms FROM predictions WHERE run = ?1 AND (?2 IS NULL OR epoch = ?2) AND (?3 IS NULL OR sample_id = ?3) ORDER BY epoch, sample_id",
         )?;
         let rows = st.query_map(params![run, epoch, sample], |r| {
             let top: String = r.get(4)?;
-            Ok(PredictionRow { epoch: r.get(0)?, step: r.get(1)?, sample_id: r.get(2)?, label: r.get(3)?, top: serde_json::from_str(&top).unwrap_or(serde_json::Value::Null), image: r.get(5)? })
+            Ok(PredictionRow { epoch: r.get(0)?, step: r.get(1)?, sample_id: r.get(2)?, label: r.get(3)?, top: serde_json::from_str(&top).unwrap_or(serde_json::Value::Null), image: r.get(5)?, latency_ms: r.get(6)? })
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }

@@ -215,7 +215,9 @@ pub fn select_watch(cache: &Cache, val_idx: &[usize], p: &crate::config::Predict
 #[allow(clippy::too_many_arguments)]
 fn emit_predictions(model: &Tail<Cpu>, feats: &Features, cache: &Cache, watch: &[usize], epoch: usize, step: usize, top_k: usize, sinks: &mut Sinks) -> Result<()> {
     let c = cache.index.classes.len();
+    let t0 = std::time::Instant::now();
     let probs = predict_probs(model, feats, watch)?;
+    let latency_ms = 1e3 * t0.elapsed().as_secs_f64() / watch.len().max(1) as f64;
     let preds: Vec<Prediction> = watch
         .iter()
         .enumerate()
@@ -223,7 +225,7 @@ fn emit_predictions(model: &Tail<Cpu>, feats: &Features, cache: &Cache, watch: &
             let mut top: Vec<(usize, f32)> = probs[k * c..(k + 1) * c].iter().copied().enumerate().collect();
             top.sort_by(|a, b| b.1.total_cmp(&a.1));
             top.truncate(top_k);
-            Prediction { epoch, step, sample_id: cache.index.entries[i].id.clone(), label: cache.index.entries[i].label, top, image: None }
+            Prediction { epoch, step, sample_id: cache.index.entries[i].id.clone(), label: cache.index.entries[i].label, top, image: None, latency_ms }
         })
         .collect();
     sinks.emit(|s| s.on_predictions(&preds));

@@ -643,7 +643,9 @@ pub fn train_generator(cfg: &GeneratorConfig, run_dir: &Path, sinks: &mut Sinks,
             let m = meta(st.step, true);
             let pairs: Vec<(usize, u64)> = cfg.predictions.seeds.iter().flat_map(|&s| (0..classes.len()).map(move |b| (b, s))).collect();
             let (breeds, seeds): (Vec<usize>, Vec<u64>) = pairs.iter().copied().unzip();
+            let t_sample = Instant::now();
             let x = sample(&ema, &m, &breeds, &seeds, &SampleOptions { steps: cfg.predictions.sample_steps, cfg: cfg.predictions.cfg, solver: Solver::Euler }, &mut |_, _| {});
+            let latency_ms = 1e3 * t_sample.elapsed().as_secs_f64() / pairs.len().max(1) as f64;
             let imgs = to_rgb8(x)?;
             let path = run_dir.join(format!("samples/step-{:07}.png", st.step));
             std::fs::create_dir_all(path.parent().expect("has parent"))?;
@@ -655,7 +657,7 @@ pub fn train_generator(cfg: &GeneratorConfig, run_dir: &Path, sinks: &mut Sinks,
             for (k, &(b, s)) in pairs.iter().enumerate() {
                 let rel = format!("{thumbs}/{}-seed{s}.png", classes[b]);
                 grid_png(&imgs[k..k + 1], dit.image_size, 1, &run_dir.join(&rel))?;
-                preds.push(crate::sink::Prediction { epoch: st.step, step: st.step, sample_id: format!("{}#seed{s}", classes[b]), label: b, top: vec![], image: Some(rel) });
+                preds.push(crate::sink::Prediction { epoch: st.step, step: st.step, sample_id: format!("{}#seed{s}", classes[b]), label: b, top: vec![], image: Some(rel), latency_ms });
             }
             sinks.emit(|s| s.on_predictions(&preds));
         }

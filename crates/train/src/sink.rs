@@ -65,6 +65,8 @@ pub struct Prediction {
     pub top: Vec<(usize, f32)>,
     /// A thumbnail PNG, relative to the run folder.
     pub image: Option<String>,
+    /// Model time per sample for this interval's batch (forward pass or sampling).
+    pub latency_ms: f64,
 }
 
 pub trait Sink {

@@ -226,7 +226,7 @@ fn predictions_follow_fixed_samples_and_disabled_means_no_calls() {
     assert!(calls.iter().all(|c| c.iter().map(|p| p.sample_id.clone()).collect::<Vec<_>>() == ids), "same samples every epoch");
     let labels: std::collections::HashSet<usize> = calls[0].iter().map(|p| p.label).collect();
     assert_eq!(labels.len(), 5, "stratified: 5 different classes");
-    assert!(calls[2].iter().all(|p| p.top.len() == 4 && p.top.windows(2).all(|w| w[0].1 >= w[1].1)));
+    assert!(calls[2].iter().all(|p| p.top.len() == 4 && p.top.windows(2).all(|w| w[0].1 >= w[1].1) && p.latency_ms > 0.0));
     assert_eq!(calls.iter().map(|c| c[0].epoch).collect::<Vec<_>>(), vec![0, 1, 2]);
 
     // Every 2 optimizer steps, with explicit ids; a failing hook is counted, training finishes.

@@ -259,6 +259,7 @@ function Gallery({ runId, version, statusKey, names }: { runId: number; version:
                 <th>step</th>
                 <th>true</th>
                 <th>top</th>
+                <th>ms</th>
                 <th />
               </tr>
             </thead>
@@ -269,6 +270,7 @@ function Gallery({ runId, version, statusKey, names }: { runId: number; version:
                   <td>{p.step}</td>
                   <td>{labelName(names, p)}</td>
                   <td>{p.top.length ? p.top.map(([c, pr]) => `${className(names, c)} ${formatProb(pr)}`).join(', ') : '—'}</td>
+                  <td>{p.latency_ms != null ? p.latency_ms.toFixed(1) : '—'}</td>
                   <td>{p.image ? <img className="thumb" src={api.resourceUrl(p.image)} alt={`${p.sample_id} at ${p.epoch}`} /> : null}</td>
                 </tr>
               ))}

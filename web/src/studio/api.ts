@@ -70,6 +70,8 @@ export interface Prediction {
   top: [number, number][];
   /** URL path of a thumbnail (generators), e.g. /api/runs/3/artifacts/samples/…png. */
   image: string | null;
+  /** Model time per sample in that interval (ms); null for rows from older stores. */
+  latency_ms?: number | null;
 }
 
 export interface Artifact {
