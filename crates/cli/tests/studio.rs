@@ -122,8 +122,9 @@ fn jobs_validate_run_concurrently_and_cancel() {
         assert_eq!(call("GET", &format!("{base}/api/runs/{run}/artifacts/..%2F..%2Fstore.db"), None).0, 400);
         assert_eq!(call("GET", &format!("{base}/api/runs/{run}/artifacts/nope.png"), None).0, 404);
     }
-    let (js, _) = (job(&base, ids[0]), job(&base, ids[1]));
-    let (a0, a1, b0, b1) = (js["started"].as_f64().unwrap(), js["ended"].as_f64().unwrap(), job(&base, ids[1])["started"].as_f64().unwrap(), job(&base, ids[1])["ended"].as_f64().unwrap());
+    let (ja, jb) = (job(&base, ids[0]), job(&base, ids[1]));
+    let time = |j: &serde_json::Value, k: &str| j[k].as_f64().unwrap();
+    let (a0, a1, b0, b1) = (time(&ja, "started"), time(&ja, "ended"), time(&jb, "started"), time(&jb, "ended"));
     assert!(both_running || (a0 < b1 && b0 < a1), "the two jobs did not run at the same time");
     let runs = call("GET", &format!("{base}/api/runs?sort=name&order=asc"), None).1;
     assert_eq!(runs["total"], 2);

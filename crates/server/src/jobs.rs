@@ -18,6 +18,8 @@ pub struct JobRunner {
     /// The `tinycats` binary that runs jobs; None disables the queue.
     pub worker: Option<PathBuf>,
     pub max_jobs: usize,
+    /// One store connection, opened on first use (the worker loop polls the queue often).
+    conn: Mutex<Option<Store>>,
     cancels: Mutex<HashMap<i64, oneshot::Sender<()>>>,
     running: Mutex<HashMap<i64, u32>>,
     wake: Notify,
@@ -43,11 +45,16 @@ fn tail(path: &Path, n: usize) -> String {
 
 impl JobRunner {
     pub fn new(store: PathBuf, runs: PathBuf, worker: Option<PathBuf>, max_jobs: usize) -> Arc<JobRunner> {
-        Arc::new(JobRunner { store, runs, worker, max_jobs: max_jobs.max(1), cancels: Mutex::new(HashMap::new()), running: Mutex::new(HashMap::new()), wake: Notify::new() })
+        Arc::new(JobRunner { store, runs, worker, max_jobs: max_jobs.max(1), conn: Mutex::new(None), cancels: Mutex::new(HashMap::new()), running: Mutex::new(HashMap::new()), wake: Notify::new() })
     }
 
-    fn open(&self) -> anyhow::Result<Store> {
-        Store::open(&self.store)
+    /// Runs `f` on the runner's store connection (call from blocking threads only).
+    fn with<T>(&self, f: impl FnOnce(&Store) -> anyhow::Result<T>) -> anyhow::Result<T> {
+        let mut conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+        if conn.is_none() {
+            *conn = Some(Store::open(&self.store)?);
+        }
+        f(conn.as_ref().expect("opened above"))
     }
 
     /// Running jobs and their worker pids (for the system monitor).
@@ -65,7 +72,7 @@ impl JobRunner {
         let dir = self.runs.join(format!("job-{{id}}{}", if slug(&name).is_empty() { String::new() } else { format!("-{}", slug(&name)) }));
         let dir = dir.to_string_lossy().to_string();
         let me = self.clone();
-        let job = blocking(move || me.open()?.create_job(&kind, &name, &config, &overrides, &dir)).await?;
+        let job = blocking(move || me.with(|s| s.create_job(&kind, &name, &config, &overrides, &dir))).await?;
         self.wake.notify_one();
         Ok(job)
     }
@@ -73,11 +80,11 @@ impl JobRunner {
     /// Cancels a queued job at once; a running one has its process killed (waits for that).
     pub async fn cancel(self: &Arc<Self>, id: i64) -> anyhow::Result<JobRow> {
         let me = self.clone();
-        let job = blocking(move || me.open()?.job(id)).await?;
+        let job = blocking(move || me.with(|s| s.job(id))).await?;
         match job.status.as_str() {
             "queued" => {
                 let me = self.clone();
-                blocking(move || me.open()?.end_job(id, "cancelled", Some("cancelled before it started"))).await?;
+                blocking(move || me.with(|s| s.end_job(id, "cancelled", Some("cancelled before it started")))).await?;
             }
             "running" => {
                 let tx = self.cancels.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
@@ -86,7 +93,7 @@ impl JobRunner {
                 }
                 for _ in 0..200 {
                     let me = self.clone();
-                    if blocking(move || me.open()?.job(id)).await?.status != "running" {
+                    if blocking(move || me.with(|s| s.job(id))).await?.status != "running" {
                         break;
                     }
                     tokio::time::sleep(Duration::from_millis(50)).await;
@@ -95,7 +102,7 @@ impl JobRunner {
             _ => {}
         }
         let me = self.clone();
-        blocking(move || me.open()?.job(id)).await
+        blocking(move || me.with(|s| s.job(id))).await
     }
 
     /// The worker loop: marks jobs a previous server left `running` as failed, then starts
@@ -108,17 +115,18 @@ impl JobRunner {
         tokio::spawn(async move {
             let m = me.clone();
             let _ = blocking(move || {
-                let s = m.open()?;
-                for j in s.jobs(10_000)?.into_iter().filter(|j| j.status == "running") {
-                    s.end_job(j.id, "failed", Some("the server stopped while this job ran"))?;
-                }
-                Ok(())
+                m.with(|s| {
+                    for j in s.jobs(10_000)?.into_iter().filter(|j| j.status == "running") {
+                        s.end_job(j.id, "failed", Some("the server stopped while this job ran"))?;
+                    }
+                    Ok(())
+                })
             })
             .await;
             loop {
                 while me.running.lock().unwrap_or_else(|e| e.into_inner()).len() < me.max_jobs {
                     let m = me.clone();
-                    match blocking(move || m.open()?.claim_job()).await {
+                    match blocking(move || m.with(|s| s.claim_job())).await {
                         Ok(Some(job)) => me.launch(job).await,
                         Ok(None) => break,
                         Err(e) => {
@@ -155,7 +163,7 @@ impl JobRunner {
             Ok(c) => c,
             Err(e) => {
                 let (m, msg) = (self.clone(), format!("could not start the worker: {e:#}"));
-                let _ = blocking(move || m.open()?.end_job(id, "failed", Some(&msg))).await;
+                let _ = blocking(move || m.with(|s| s.end_job(id, "failed", Some(&msg)))).await;
                 return;
             }
         };
@@ -164,7 +172,7 @@ impl JobRunner {
         let (tx, mut rx) = oneshot::channel();
         self.cancels.lock().unwrap_or_else(|e| e.into_inner()).insert(id, tx);
         let m = self.clone();
-        let _ = blocking(move || m.open()?.set_job_pid(id, Some(pid as i64))).await;
+        let _ = blocking(move || m.with(|s| s.set_job_pid(id, Some(pid as i64)))).await;
         let me = self.clone();
         tokio::spawn(async move {
             let mut run_id: Option<i64> = None;
@@ -191,13 +199,14 @@ impl JobRunner {
             };
             let m = me.clone();
             let _ = blocking(move || {
-                let s = m.open()?;
-                s.end_job(id, status, error.as_deref())?;
-                // The worker records finished/failed itself; a killed one cannot.
-                if let (Some(r), "cancelled") = (run_id, status) {
-                    s.set_status(r, "cancelled")?;
-                }
-                Ok(())
+                m.with(|s| {
+                    s.end_job(id, status, error.as_deref())?;
+                    // The worker records finished/failed itself; a killed one cannot.
+                    if let (Some(r), "cancelled") = (run_id, status) {
+                        s.set_status(r, "cancelled")?;
+                    }
+                    Ok(())
+                })
             })
             .await;
             me.cancels.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
@@ -210,12 +219,13 @@ impl JobRunner {
     async fn link_run(self: &Arc<Self>, id: i64, dir: &str) -> Option<i64> {
         let (m, dir) = (self.clone(), dir.to_string());
         blocking(move || {
-            let s = m.open()?;
-            let r = s.run_by_dir(&dir)?;
-            if let Some(r) = r {
-                s.set_job_run(id, r)?;
-            }
-            Ok(r)
+            m.with(|s| {
+                let r = s.run_by_dir(&dir)?;
+                if let Some(r) = r {
+                    s.set_job_run(id, r)?;
+                }
+                Ok(r)
+            })
         })
         .await
         .ok()

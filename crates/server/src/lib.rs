@@ -128,8 +128,8 @@ async fn list_runs(State(c): St, Query(q): Query<ListQuery>) -> ApiResult {
         Some(o) => return Err(ApiError(StatusCode::BAD_REQUEST, format!("order = `{o}`: use asc or desc"))),
     };
     if let Some(sort) = q.sort.as_deref() {
-        if !["name", "kind", "status", "started", "ended", "id"].contains(&sort) {
-            return Err(ApiError(StatusCode::BAD_REQUEST, format!("sort = `{sort}`: use name, kind, status, started, ended or id")));
+        if !Store::RUN_SORT_KEYS.contains(&sort) {
+            return Err(ApiError(StatusCode::BAD_REQUEST, format!("sort = `{sort}`: use one of {}", Store::RUN_SORT_KEYS.join(", "))));
         }
     }
     let (runs, total) = match with_store(&c, move |s| s.list_runs_sorted(q.filter.as_deref(), q.sort.as_deref(), desc, limit, offset)).await {
@@ -288,11 +288,7 @@ async fn cancel_job(State(c): St, UrlPath(id): UrlPath<i64>) -> ApiResult {
 }
 
 async fn system(State(c): St) -> Response {
-    let body = match c.monitor.latest() {
-        Some(m) => serde_json::from_str::<serde_json::Value>(&m).map(|v| v["body"].clone()).unwrap_or_default(),
-        None => serde_json::to_value(c.monitor.sample(&c.jobs.running())).unwrap_or_default(),
-    };
-    Json(body).into_response()
+    Json(c.monitor.latest().unwrap_or_else(|| c.monitor.sample(&c.jobs.running()))).into_response()
 }
 
 async fn list_artifacts(State(c): St, UrlPath(id): UrlPath<String>) -> ApiResult {

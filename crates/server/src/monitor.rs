@@ -69,8 +69,9 @@ struct Prev {
 pub struct Monitor {
     disk_path: PathBuf,
     prev: Mutex<Prev>,
-    ring: Mutex<VecDeque<(i64, Arc<String>)>>,
-    seq: Mutex<i64>,
+    /// The last `RING` messages as sent (the newest's sequence number gives the next one).
+    ring: Mutex<VecDeque<crate::hub::Wire>>,
+    latest: Mutex<Option<Snapshot>>,
     pub tx: broadcast::Sender<crate::hub::Wire>,
 }
 
@@ -195,7 +196,7 @@ mod nvml {
 impl Monitor {
     pub fn new(disk_path: PathBuf) -> Arc<Monitor> {
         let (tx, _) = broadcast::channel(64);
-        Arc::new(Monitor { disk_path, prev: Mutex::new(Prev::default()), ring: Mutex::new(VecDeque::new()), seq: Mutex::new(0), tx })
+        Arc::new(Monitor { disk_path, prev: Mutex::new(Prev::default()), ring: Mutex::new(VecDeque::new()), latest: Mutex::new(None), tx })
     }
 
     /// Measures now; CPU shares are over the time since the previous sample.
@@ -238,26 +239,26 @@ impl Monitor {
         }
     }
 
-    /// Samples, keeps the snapshot in the ring and broadcasts it.
+    /// Keeps a snapshot (latest and in the ring, with the next sequence number) and broadcasts it.
     pub fn publish(&self, s: &Snapshot) {
-        let mut seq = self.seq.lock().unwrap_or_else(|e| e.into_inner());
-        *seq += 1;
-        let body = serde_json::to_value(s).unwrap_or_default();
-        let msg = Arc::new(crate::hub::event_message("system", *seq, &body));
         let mut ring = self.ring.lock().unwrap_or_else(|e| e.into_inner());
-        ring.push_back((*seq, msg.clone()));
+        let seq = ring.back().map(|w| w.0 + 1).unwrap_or(1);
+        let wire: crate::hub::Wire = Arc::new((seq, crate::hub::event_message("system", seq, &serde_json::to_value(s).unwrap_or_default())));
+        ring.push_back(wire.clone());
         while ring.len() > RING {
             ring.pop_front();
         }
-        let _ = self.tx.send(Arc::new((*seq, msg.to_string())));
+        *self.latest.lock().unwrap_or_else(|e| e.into_inner()) = Some(s.clone());
+        let _ = self.tx.send(wire);
     }
 
-    /// Snapshots after `since` still in the ring (a reconnecting monitor page's replay).
+    /// Messages after `since` still in the ring (a reconnecting monitor page's replay).
     pub fn since(&self, since: i64) -> Vec<(i64, String)> {
-        self.ring.lock().unwrap_or_else(|e| e.into_inner()).iter().filter(|(s, _)| *s > since).map(|(s, m)| (*s, m.to_string())).collect()
+        self.ring.lock().unwrap_or_else(|e| e.into_inner()).iter().filter(|w| w.0 > since).map(|w| (w.0, w.1.clone())).collect()
     }
 
-    pub fn latest(&self) -> Option<String> {
-        self.ring.lock().unwrap_or_else(|e| e.into_inner()).back().map(|(_, m)| m.to_string())
+    /// The newest published snapshot.
+    pub fn latest(&self) -> Option<Snapshot> {
+        self.latest.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 }

@@ -297,6 +297,9 @@ impl Store {
         })
     }
 
+    /// Columns runs can be sorted by (`list_runs_sorted`).
+    pub const RUN_SORT_KEYS: [&'static str; 6] = ["name", "kind", "status", "started", "ended", "id"];
+
     const RUN_COLS: &'static str = "r.id, e.name, r.name, r.kind, r.status, r.started, r.ended, r.git_commit, r.data_hash, r.dir FROM runs r JOIN experiments e ON e.id = r.experiment";
 
     /// Runs, optionally filtered by a name/kind/status/experiment substring, sorted (`sort` is
@@ -310,7 +313,7 @@ impl Store {
             "started" => "r.started",
             "ended" => "r.ended",
             "id" => "r.id",
-            other => bail!("sort = `{other}`: use name, kind, status, started, ended or id"),
+            other => bail!("sort = `{other}`: use one of {}", Self::RUN_SORT_KEYS.join(", ")),
         };
         let dir = if descending { "DESC" } else { "ASC" };
         let pat = format!("%{}%", filter.unwrap_or(""));
