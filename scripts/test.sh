@@ -6,6 +6,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+# A one-shot build gains nothing from incremental caches, which cost gigabytes of disk.
+export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}
+echo "disk before tests: $(df -h . | awk 'NR==2 { print $4 " free of " $2 }')"
 log=$(mktemp)
 weblog=$(mktemp)
 trap 'rm -f "$log" "$weblog"' EXIT
@@ -24,6 +27,7 @@ rust=$(awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/
 web=$(awk '/^web tests:/ { p = $3; f = $5 } END { if (p == "") { p = 0; f = 1 } printf "%d %d", p, f }' "$weblog")
 read -r rp rf <<<"$rust"
 read -r wp wf <<<"$web"
+echo "disk after tests: $(df -h . | awk 'NR==2 { print $4 " free of " $2 }'), target: $(du -sh "$target_dir" 2>/dev/null | cut -f1)"
 echo "rust tests: $rp passed, $rf failed; web tests: $wp passed, $wf failed"
 echo "all tests: $((rp + wp)) passed, $((rf + wf)) failed"
 [ "$rc" -eq 0 ] && [ "$web_rc" -eq 0 ]
