@@ -221,7 +221,11 @@ pub struct Dit<B: Backend> {
 impl<B: Backend> Dit<B> {
     pub fn new(cfg: DitConfig, device: &B::Device) -> Self {
         let h = cfg.hidden;
-        let y_embed = EmbeddingConfig::new(cfg.num_classes + 1, h).with_initializer(Initializer::Normal { mean: 0.0, std: 0.02 }).init(device);
+        // Class rows start at N(0, 1) (row norm ≈ √hidden), not DiT's 0.02: Adam moves each row by
+        // ~lr per step and only when its class is drawn, while the timestep MLP's output grows to a
+        // norm of 20–60 within a few thousand steps. With 0.02 the conditioning was ~1% class signal
+        // after 3,600 CPU steps and every breed got the same image (docs/RESULTS.md).
+        let y_embed = EmbeddingConfig::new(cfg.num_classes + 1, h).with_initializer(Initializer::Normal { mean: 0.0, std: 1.0 }).init(device);
         Dit {
             x_embed: xavier_linear(cfg.patch_dim(), h, device),
             t_mlp1: LinearConfig::new(T_FREQ, h).with_initializer(Initializer::Normal { mean: 0.0, std: 0.02 }).init(device),

@@ -58,6 +58,31 @@ fn patchify_then_unpatchify_is_identity_and_tokens_map_to_their_patch() {
 }
 
 #[test]
+fn class_rows_start_as_large_as_a_trained_timestep_embedding() {
+    // Guards the failure where every breed painted the same image: the timestep MLP's output grows
+    // to a norm of 20–60 in a few thousand steps (small preset, hidden 192) while Adam barely moves
+    // the class rows, so the rows must start near √hidden ≈ 14, not at DiT's 0.02·√hidden ≈ 0.3.
+    let cfg = DitConfig::preset("small", 12).unwrap();
+    let dev = Default::default();
+    let m = Dit::<Cpu>::new(cfg, &dev);
+    let w: Vec<f32> = m.y_embed.weight.val().into_data().to_vec().unwrap();
+    let floor = 0.5 * (cfg.hidden as f32).sqrt();
+    for (k, row) in w.chunks(cfg.hidden).enumerate() {
+        let norm = row.iter().map(|a| a * a).sum::<f32>().sqrt();
+        assert!(norm > floor, "class row {k} has norm {norm:.2}, below {floor:.2}");
+    }
+    // And the conditioning really changes with the class at a fixed t.
+    let t = Tensor::<Cpu, 1>::from_data(TensorData::new(vec![0.3f32; 12], [12]), &dev);
+    let c: Vec<f32> = m.condition(t, Tensor::<Cpu, 1, Int>::arange(0..12, &dev)).into_data().to_vec().unwrap();
+    let rows: Vec<&[f32]> = c.chunks(cfg.hidden).collect();
+    let norm = |v: &[f32]| v.iter().map(|a| a * a).sum::<f32>().sqrt();
+    for k in 1..rows.len() {
+        let diff: Vec<f32> = rows[k].iter().zip(rows[0]).map(|(a, b)| a - b).collect();
+        assert!(norm(&diff) > 0.5 * norm(rows[0]), "class {k}: conditioning barely differs from class 0");
+    }
+}
+
+#[test]
 fn fresh_model_outputs_zero_and_target_is_never_zero() {
     let cfg = DitConfig::preset("tiny", 2).unwrap();
     let dev = Default::default();
