@@ -127,9 +127,20 @@ pub fn layer_norm<B: Backend>(x: Tensor<B, 3>) -> Tensor<B, 3> {
     xc / (var + 1e-6).sqrt()
 }
 
-/// `x·(1 + scale) + shift` with per-sample scale/shift broadcast over tokens.
+/// A per-sample vector [N, D] repeated over `tokens` → [N, tokens, D], contiguous.
+///
+/// Why not broadcast a [N, 1, D] view: burn-flex runs that broadcast pattern through a scalar
+/// strided iterator, ~10x slower than its SIMD path, and it was the largest non-GEMM cost of a
+/// training step (`perf` on `tinycats bench dit-step`). A memcpy repeat keeps both operands
+/// contiguous; the backward pass is one sum over tokens either way.
+fn per_token<B: Backend>(v: Tensor<B, 2>, tokens: usize) -> Tensor<B, 3> {
+    v.unsqueeze_dim::<3>(1).repeat_dim(1, tokens)
+}
+
+/// `x·(1 + scale) + shift` with per-sample scale/shift applied to every token.
 fn modulate<B: Backend>(x: Tensor<B, 3>, shift: Tensor<B, 2>, scale: Tensor<B, 2>) -> Tensor<B, 3> {
-    x * (scale.unsqueeze_dim::<3>(1) + 1.0) + shift.unsqueeze_dim::<3>(1)
+    let t = x.dims()[1];
+    x * per_token(scale + 1.0, t) + per_token(shift, t)
 }
 
 fn zero_linear<B: Backend>(i: usize, o: usize, device: &B::Device) -> Linear<B> {
@@ -154,11 +165,11 @@ impl<B: Backend> Attention<B> {
     pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
         let [b, t, d] = x.dims();
         let hd = d / self.heads;
-        // [B, T, 3, H, hd] → [3, B, H, T, hd]
-        let qkv = self.qkv.forward(x).reshape([b, t, 3, self.heads, hd]).permute([2, 0, 3, 1, 4]);
-        let q = qkv.clone().narrow(0, 0, 1).squeeze_dim::<4>(0);
-        let k = qkv.clone().narrow(0, 1, 1).squeeze_dim::<4>(0);
-        let v = qkv.narrow(0, 2, 1).squeeze_dim::<4>(0);
+        // [B, T, 3·D] → q, k, v as [B, H, T, hd]. Splitting the last dim first makes each copy a
+        // 2-D strided copy (fast in burn-flex) instead of a 5-D scalar walk.
+        let qkv = self.qkv.forward(x);
+        let head = |i: usize| qkv.clone().narrow(2, i * d, d).reshape([b, t, self.heads, hd]).swap_dims(1, 2);
+        let (q, k, v) = (head(0), head(1), head(2));
         let att = softmax(q.matmul(k.swap_dims(2, 3)) * (1.0 / (hd as f64).sqrt()), 3);
         let o = att.matmul(v).swap_dims(1, 2).reshape([b, t, d]);
         self.proj.forward(o)
@@ -193,9 +204,10 @@ impl<B: Backend> DitBlock<B> {
         let mods = self.ada_ln.forward(silu(c)).chunk(6, 1);
         let [shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp]: [Tensor<B, 2>; 6] = mods.try_into().expect("6 chunks");
         let a = self.attn.forward(modulate(layer_norm(x.clone()), shift_msa, scale_msa));
-        let x = x + gate_msa.unsqueeze_dim::<3>(1) * a;
+        let t = x.dims()[1];
+        let x = x + per_token(gate_msa, t) * a;
         let m = self.mlp.fc2.forward(gelu(self.mlp.fc1.forward(modulate(layer_norm(x.clone()), shift_mlp, scale_mlp))));
-        x + gate_mlp.unsqueeze_dim::<3>(1) * m
+        x + per_token(gate_mlp, t) * m
     }
 }
 
@@ -273,7 +285,9 @@ impl<B: Backend> Dit<B> {
     pub fn forward(&self, x: Tensor<B, 4>, t: Tensor<B, 1>, y: Tensor<B, 1, Int>) -> Tensor<B, 4> {
         let device = x.device();
         let c = self.condition(t, y);
-        let mut h = self.x_embed.forward(self.patchify(x)) + self.pos_embed(&device);
+        let n = x.dims()[0];
+        // Repeated, not broadcast, for the same burn-flex reason as `per_token`.
+        let mut h = self.x_embed.forward(self.patchify(x)) + self.pos_embed(&device).repeat_dim(0, n);
         for block in &self.blocks {
             h = block.forward(h, c.clone());
         }
