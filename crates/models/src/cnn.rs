@@ -5,6 +5,7 @@
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d};
 use burn::prelude::*;
+use crate::norm::batch_norm_2d;
 use burn::tensor::activation::relu;
 use burn::tensor::module::adaptive_avg_pool2d;
 
@@ -38,8 +39,8 @@ impl<B: Backend> ResBlock<B> {
     }
 
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        let h = relu(self.bn1.forward(self.conv1.forward(x.clone())));
-        let h = self.bn2.forward(self.conv2.forward(h));
+        let h = relu(batch_norm_2d(&self.bn1, self.conv1.forward(x.clone())));
+        let h = batch_norm_2d(&self.bn2, self.conv2.forward(h));
         let skip = match &self.down {
             Some(d) => d.forward(x),
             None => x,
@@ -77,7 +78,7 @@ impl<B: Backend> SmallCnn<B> {
 
     /// Pixels in [0,1], NCHW → logits.
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 2> {
-        let mut h = relu(self.stem_bn.forward(self.stem.forward((x - 0.5) / 0.25)));
+        let mut h = relu(batch_norm_2d(&self.stem_bn, self.stem.forward((x - 0.5) / 0.25)));
         for b in &self.blocks {
             h = b.forward(h);
         }

@@ -5,6 +5,7 @@
 //! The network is split at a block index so the frozen front can run once over a dataset
 //! (features cached) while the back (last block(s) + head + classifier) trains.
 
+use crate::norm::batch_norm_2d;
 use crate::weights::TensorMap;
 use anyhow::Result;
 use burn::module::{Param, RunningState};
@@ -69,7 +70,7 @@ impl<B: Backend> ConvBn<B> {
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
         let y = self.conv.forward(x);
         let y = match &self.bn {
-            Some(bn) => bn.forward(y),
+            Some(bn) => batch_norm_2d(bn, y),
             None => y,
         };
         if self.relu6 { y.clamp(0.0, 6.0) } else { y }

@@ -5,6 +5,7 @@ pub mod classifier;
 pub mod cnn;
 pub mod dit;
 pub mod efficientnet;
+pub mod norm;
 pub mod weights;
 
 /// CPU backend used by the CLI and tests (burn-flex).
