@@ -4,6 +4,7 @@
 //! MLflow mirroring against a real `mlflow server` from PyPI.
 
 use std::path::{Path, PathBuf};
+use std::os::unix::process::CommandExt;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -155,9 +156,25 @@ fn jobs_validate_run_concurrently_and_cancel() {
 }
 
 /// The MLflow server from PyPI (scripts/setup.sh installs `mlflow<3.18`), on a free port.
+/// `mlflow server` forks uvicorn and job-runner workers, so it runs in its own process group and
+/// the whole group is killed: killing only the parent left ~18 processes behind after every run.
 struct Mlflow(std::process::Child);
+impl Mlflow {
+    /// Live (non-zombie) processes in process group `pgid`, from /proc/*/stat.
+    fn group_alive(pgid: u32) -> usize {
+        let Ok(dir) = std::fs::read_dir("/proc") else { return 0 };
+        dir.filter_map(|e| std::fs::read_to_string(e.ok()?.path().join("stat")).ok())
+            .filter(|stat| {
+                // "pid (comm) state ppid pgrp ...": comm may hold spaces, so split after ')'.
+                let rest: Vec<&str> = stat.rsplit_once(')').map(|(_, r)| r.split_whitespace().collect()).unwrap_or_default();
+                rest.len() > 2 && rest[0] != "Z" && rest[2] == pgid.to_string()
+            })
+            .count()
+    }
+}
 impl Drop for Mlflow {
     fn drop(&mut self) {
+        let _ = Command::new("kill").args(["-KILL", "--", &format!("-{}", self.0.id())]).output();
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
@@ -170,7 +187,7 @@ fn mlflow_mirror_reads_back() {
     let t = tempfile::tempdir().unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let uri = format!("http://127.0.0.1:{port}");
-    let _server = Mlflow(
+    let server = Mlflow(
         Command::new("python3")
             .args(["-m", "mlflow", "server", "--host", "127.0.0.1", "--port", &port.to_string(), "--workers", "1"])
             .arg("--backend-store-uri")
@@ -180,6 +197,7 @@ fn mlflow_mirror_reads_back() {
             .current_dir(t.path())
             .stdout(std::process::Stdio::null())
             .stderr(std::fs::File::create(t.path().join("mlflow.log")).unwrap())
+            .process_group(0)
             .spawn()
             .expect("start mlflow server"),
     );
@@ -221,4 +239,10 @@ fn mlflow_mirror_reads_back() {
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("MLflow"), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(!t.path().join("store2.db").exists(), "nothing recorded for a refused run");
+
+    // Stopping the server leaves none of its worker processes behind.
+    let pgid = server.0.id();
+    assert!(Mlflow::group_alive(pgid) > 1, "the server runs with its workers in its own process group");
+    drop(server);
+    wait_for("mlflow's worker processes to exit", Duration::from_secs(10), || Mlflow::group_alive(pgid) == 0);
 }

@@ -137,6 +137,18 @@ fn per_token<B: Backend>(v: Tensor<B, 2>, tokens: usize) -> Tensor<B, 3> {
     v.unsqueeze_dim::<3>(1).repeat_dim(1, tokens)
 }
 
+/// A linear layer applied to every token of [N, T, D], as one [N·T, D] matrix.
+///
+/// Why: for a 3-D input burn computes the weight gradient as N separate [D, T]·[T, O] products
+/// (K = T = 64) and then sums them; on [N·T, D] it is one GEMM with K = N·T, which keeps the
+/// GEMM kernels busy and skips the N partial results.
+fn linear_tokens<B: Backend>(l: &Linear<B>, x: Tensor<B, 3>) -> Tensor<B, 3> {
+    let [n, t, d] = x.dims();
+    let y = l.forward(x.reshape([n * t, d]));
+    let o = y.dims()[1];
+    y.reshape([n, t, o])
+}
+
 /// `x·(1 + scale) + shift` with per-sample scale/shift applied to every token.
 fn modulate<B: Backend>(x: Tensor<B, 3>, shift: Tensor<B, 2>, scale: Tensor<B, 2>) -> Tensor<B, 3> {
     let t = x.dims()[1];
@@ -167,12 +179,12 @@ impl<B: Backend> Attention<B> {
         let hd = d / self.heads;
         // [B, T, 3·D] → q, k, v as [B, H, T, hd]. Splitting the last dim first makes each copy a
         // 2-D strided copy (fast in burn-flex) instead of a 5-D scalar walk.
-        let qkv = self.qkv.forward(x);
+        let qkv = linear_tokens(&self.qkv, x);
         let head = |i: usize| qkv.clone().narrow(2, i * d, d).reshape([b, t, self.heads, hd]).swap_dims(1, 2);
         let (q, k, v) = (head(0), head(1), head(2));
         let att = softmax(q.matmul(k.swap_dims(2, 3)) * (1.0 / (hd as f64).sqrt()), 3);
         let o = att.matmul(v).swap_dims(1, 2).reshape([b, t, d]);
-        self.proj.forward(o)
+        linear_tokens(&self.proj, o)
     }
 }
 
@@ -206,7 +218,7 @@ impl<B: Backend> DitBlock<B> {
         let a = self.attn.forward(modulate(layer_norm(x.clone()), shift_msa, scale_msa));
         let t = x.dims()[1];
         let x = x + per_token(gate_msa, t) * a;
-        let m = self.mlp.fc2.forward(gelu(self.mlp.fc1.forward(modulate(layer_norm(x.clone()), shift_mlp, scale_mlp))));
+        let m = linear_tokens(&self.mlp.fc2, gelu(linear_tokens(&self.mlp.fc1, modulate(layer_norm(x.clone()), shift_mlp, scale_mlp))));
         x + per_token(gate_mlp, t) * m
     }
 }
@@ -287,12 +299,12 @@ impl<B: Backend> Dit<B> {
         let c = self.condition(t, y);
         let n = x.dims()[0];
         // Repeated, not broadcast, for the same burn-flex reason as `per_token`.
-        let mut h = self.x_embed.forward(self.patchify(x)) + self.pos_embed(&device).repeat_dim(0, n);
+        let mut h = linear_tokens(&self.x_embed, self.patchify(x)) + self.pos_embed(&device).repeat_dim(0, n);
         for block in &self.blocks {
             h = block.forward(h, c.clone());
         }
         let [shift, scale]: [Tensor<B, 2>; 2] = self.final_layer.ada_ln.forward(silu(c)).chunk(2, 1).try_into().expect("2 chunks");
-        let out = self.final_layer.linear.forward(modulate(layer_norm(h), shift, scale));
+        let out = linear_tokens(&self.final_layer.linear, modulate(layer_norm(h), shift, scale));
         self.unpatchify(out)
     }
 }
