@@ -161,7 +161,7 @@ fn jobs_validate_run_concurrently_and_cancel() {
 struct Mlflow(std::process::Child);
 impl Mlflow {
     /// Live (non-zombie) processes in process group `pgid`, from /proc/*/stat.
-    fn group_alive(pgid: u32) -> usize {
+    fn live_in_group(pgid: u32) -> usize {
         let Ok(dir) = std::fs::read_dir("/proc") else { return 0 };
         dir.filter_map(|e| std::fs::read_to_string(e.ok()?.path().join("stat")).ok())
             .filter(|stat| {
@@ -242,7 +242,7 @@ fn mlflow_mirror_reads_back() {
 
     // Stopping the server leaves none of its worker processes behind.
     let pgid = server.0.id();
-    assert!(Mlflow::group_alive(pgid) > 1, "the server runs with its workers in its own process group");
+    assert!(Mlflow::live_in_group(pgid) > 1, "the server runs with its workers in its own process group");
     drop(server);
-    wait_for("mlflow's worker processes to exit", Duration::from_secs(10), || Mlflow::group_alive(pgid) == 0);
+    wait_for("mlflow's worker processes to exit", Duration::from_secs(10), || Mlflow::live_in_group(pgid) == 0);
 }

@@ -2,10 +2,10 @@
 //! EfficientNet): stem conv → 4 stages of two residual blocks (stride 2 between stages) →
 //! global average pool → linear. BatchNorm + ReLU, as in He et al. 2016.
 
+use crate::norm::batch_norm_2d;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d};
 use burn::prelude::*;
-use crate::norm::batch_norm_2d;
 use burn::tensor::activation::relu;
 use burn::tensor::module::adaptive_avg_pool2d;
 

@@ -20,8 +20,8 @@ fn layout_friendly_batch_norm_equals_burns() {
     let upstream = Tensor::<Cpu, 4>::random([4, 5, 3, 6], Distribution::Normal(0.0, 1.0), &device);
     let make = || {
         let mut bn: BatchNorm<Ad> = BatchNormConfig::new(5).with_epsilon(1e-3).with_momentum(0.1).init(&device);
-        // Non-trivial affine parameters and running statistics, so a swapped γ/β or a wrong
-        // momentum convention shows up.
+        // Non-trivial γ/β so a swapped or dropped affine term shows up; momentum 0.1 moves the
+        // running statistics far enough from their 0/1 start to catch a wrong convention.
         bn.gamma = burn::module::Param::from_tensor(Tensor::random([5], Distribution::Uniform(0.5, 1.5), &device));
         bn.beta = burn::module::Param::from_tensor(Tensor::random([5], Distribution::Uniform(-1.0, 1.0), &device));
         bn
