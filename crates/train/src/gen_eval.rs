@@ -7,7 +7,9 @@
 //! real images) is reported next to it for scale.
 //!
 //! Breed agreement: the share of generated images that the shipped classifier puts in the
-//! requested breed (argmax over its 13 classes, so "other" counts as a miss).
+//! requested breed (argmax over its 13 classes, so "other" counts as a miss). The same count on
+//! the real test-split photos, shrunk to the generator's size and upscaled the same way, is the
+//! ceiling a perfect generator would reach: it says what the goal means at 64 px.
 
 use crate::generator::{self, GeneratorMeta, SampleOptions};
 use crate::predictor::{hwc_to_chw, Predictor};
@@ -15,7 +17,7 @@ use anyhow::{anyhow, bail, Result};
 use nalgebra::{DMatrix, DVector, SymmetricEigen};
 use serde::Serialize;
 use std::path::Path;
-use tinycats_data::cache::Cache;
+use tinycats_data::cache::{Cache, Split};
 use tinycats_models::dit::Dit;
 use tinycats_models::Cpu;
 
@@ -26,6 +28,9 @@ pub struct BreedScore {
     pub agreement: f64,
     /// Most frequent classifier label for this breed's images.
     pub top_confusion: String,
+    /// The same classifier on this breed's real test-split photos at the generator's size.
+    pub real_agreement: f64,
+    pub real_n: usize,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -36,6 +41,9 @@ pub struct GenEval {
     /// Real-vs-real (two disjoint halves of the real set): the floor to read fid_like against.
     pub fid_like_real_halves: f64,
     pub agreement: f64,
+    /// Agreement on real test-split photos at the generator's size: a perfect generator's score.
+    pub real_agreement: f64,
+    pub real_test: usize,
     pub per_breed: Vec<BreedScore>,
     pub steps: usize,
     pub cfg: f64,
@@ -94,6 +102,28 @@ pub fn features(pred: &Predictor, images: &[Vec<u8>], side: usize) -> Result<(Ve
     Ok((probs, emb))
 }
 
+/// Per requested class (index into `classes`): how many images, how many the classifier put in
+/// that class (argmax), and its most frequent label. `labels[i]` is image i's requested class.
+pub fn agreement_counts(classes: &[String], clf: &[String], labels: &[usize], probs: &[Vec<f32>]) -> Vec<(usize, usize, String)> {
+    classes
+        .iter()
+        .enumerate()
+        .map(|(b, name)| {
+            let want = clf.iter().position(|c| c == name);
+            let mut counts = vec![0usize; clf.len()];
+            let mut n = 0;
+            for (_, p) in labels.iter().zip(probs).filter(|(l, _)| **l == b) {
+                n += 1;
+                let arg = p.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map(|x| x.0).unwrap_or(0);
+                counts[arg] += 1;
+            }
+            let hits = want.map(|w| counts[w]).unwrap_or(0);
+            let top = if n == 0 { String::new() } else { counts.iter().enumerate().max_by_key(|x| x.1).map(|x| clf[x.0].clone()).unwrap_or_default() };
+            (n, hits, top)
+        })
+        .collect()
+}
+
 #[allow(clippy::too_many_arguments)]
 pub fn evaluate(
     model: &Dit<Cpu>,
@@ -137,7 +167,7 @@ pub fn evaluate(
     // Real images of the generator's classes, all splits.
     let real_idx: Vec<usize> = (0..cache.len()).filter(|&i| meta.classes.contains(&cache.index.classes[cache.index.entries[i].label])).collect();
     let real_imgs: Vec<Vec<u8>> = real_idx.iter().map(|&i| cache.image(i).to_vec()).collect();
-    let (_, real_emb) = features(pred, &real_imgs, side)?;
+    let (real_probs, real_emb) = features(pred, &real_imgs, side)?;
     let seconds_features = t1.elapsed().as_secs_f64();
     let fid_like = frechet(&gaussian(&gen_emb), &gaussian(&real_emb));
     let (even, odd): (Vec<_>, Vec<_>) = real_emb.iter().cloned().enumerate().partition(|(i, _)| i % 2 == 0);
@@ -145,31 +175,43 @@ pub fn evaluate(
     let fid_like_real_halves = frechet(&gaussian(&strip(even)), &gaussian(&strip(odd)));
 
     let clf = &pred.manifest.classes;
-    let mut per_breed = Vec::new();
-    let mut hits_all = 0usize;
-    for (b, name) in meta.classes.iter().enumerate() {
-        let want = clf.iter().position(|c| c == name);
-        let mut counts = vec![0usize; clf.len()];
-        let mut n = 0;
-        for ((gb, _), p) in generated.iter().zip(&probs) {
-            if *gb != b {
-                continue;
+    let gen_labels: Vec<usize> = generated.iter().map(|g| g.0).collect();
+    let gen_counts = agreement_counts(&meta.classes, clf, &gen_labels, &probs);
+    // Ceiling: real test-split photos only (neither network trained on them).
+    let (mut test_labels, mut test_probs) = (Vec::new(), Vec::new());
+    for (&i, p) in real_idx.iter().zip(&real_probs) {
+        let e = &cache.index.entries[i];
+        if e.split == Split::Test {
+            if let Some(b) = meta.classes.iter().position(|c| *c == cache.index.classes[e.label]) {
+                test_labels.push(b);
+                test_probs.push(p.clone());
             }
-            n += 1;
-            let arg = p.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map(|x| x.0).unwrap_or(0);
-            counts[arg] += 1;
         }
-        let hits = want.map(|w| counts[w]).unwrap_or(0);
-        hits_all += hits;
-        let top = counts.iter().enumerate().max_by_key(|x| x.1).map(|x| clf[x.0].clone()).unwrap_or_default();
-        per_breed.push(BreedScore { breed: name.clone(), n, agreement: hits as f64 / n.max(1) as f64, top_confusion: top });
     }
+    let real_counts = agreement_counts(&meta.classes, clf, &test_labels, &test_probs);
+    let per_breed: Vec<BreedScore> = meta
+        .classes
+        .iter()
+        .zip(gen_counts.iter().zip(&real_counts))
+        .map(|(name, (g, r))| BreedScore {
+            breed: name.clone(),
+            n: g.0,
+            agreement: g.1 as f64 / g.0.max(1) as f64,
+            top_confusion: g.2.clone(),
+            real_agreement: r.1 as f64 / r.0.max(1) as f64,
+            real_n: r.0,
+        })
+        .collect();
+    let hits_all: usize = gen_counts.iter().map(|c| c.1).sum();
+    let real_hits: usize = real_counts.iter().map(|c| c.1).sum();
     Ok(GenEval {
         generated: generated.len(),
         real: real_imgs.len(),
         fid_like,
         fid_like_real_halves,
         agreement: hits_all as f64 / generated.len().max(1) as f64,
+        real_agreement: real_hits as f64 / test_labels.len().max(1) as f64,
+        real_test: test_labels.len(),
         per_breed,
         steps: opts.steps,
         cfg: opts.cfg,
@@ -196,5 +238,18 @@ mod tests {
         let (mu2, s2) = gaussian(&scaled);
         let d = frechet(&(g.0.clone() * 2.0, g.1.clone()), &(mu2, s2));
         assert!((d - g.1.trace()).abs() < 1e-6, "{d} vs {}", g.1.trace());
+    }
+
+    #[test]
+    fn agreement_counts_argmax_per_requested_class() {
+        let classes: Vec<String> = ["A", "B"].iter().map(|s| s.to_string()).collect();
+        let clf: Vec<String> = ["A", "other", "B"].iter().map(|s| s.to_string()).collect();
+        // A: argmax A, other, A → 2 of 3; B: argmax A → 0 of 1, seen as A.
+        let probs = vec![vec![0.6, 0.3, 0.1], vec![0.1, 0.8, 0.1], vec![0.5, 0.0, 0.4], vec![0.7, 0.1, 0.2]];
+        let c = agreement_counts(&classes, &clf, &[0, 0, 0, 1], &probs);
+        assert_eq!(c[0], (3, 2, "A".to_string()));
+        assert_eq!(c[1], (1, 0, "A".to_string()));
+        // A class with no images counts nothing and names no confusion.
+        assert_eq!(agreement_counts(&classes, &clf, &[0], &probs[..1])[1], (0, 0, String::new()));
     }
 }
