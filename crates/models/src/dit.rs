@@ -295,16 +295,26 @@ impl<B: Backend> Dit<B> {
 
     /// x_t [N,C,H,W], t [N], y [N] → network output [N,C,H,W] (velocity or x̂, per objective).
     pub fn forward(&self, x: Tensor<B, 4>, t: Tensor<B, 1>, y: Tensor<B, 1, Int>) -> Tensor<B, 4> {
+        self.forward_with_tokens(x, t, y, 0).0
+    }
+
+    /// `forward`, also returning the hidden tokens [N, T, hidden] after the first `at` blocks
+    /// (REPA aligns them with a pretrained encoder's features during training).
+    pub fn forward_with_tokens(&self, x: Tensor<B, 4>, t: Tensor<B, 1>, y: Tensor<B, 1, Int>, at: usize) -> (Tensor<B, 4>, Tensor<B, 3>) {
         let device = x.device();
         let c = self.condition(t, y);
         let n = x.dims()[0];
         // Repeated, not broadcast, for the same burn-flex reason as `per_token`.
         let mut h = linear_tokens(&self.x_embed, self.patchify(x)) + self.pos_embed(&device).repeat_dim(0, n);
-        for block in &self.blocks {
+        let mut tokens = h.clone();
+        for (i, block) in self.blocks.iter().enumerate() {
             h = block.forward(h, c.clone());
+            if i + 1 == at {
+                tokens = h.clone();
+            }
         }
         let [shift, scale]: [Tensor<B, 2>; 2] = self.final_layer.ada_ln.forward(silu(c)).chunk(2, 1).try_into().expect("2 chunks");
         let out = linear_tokens(&self.final_layer.linear, modulate(layer_norm(h), shift, scale));
-        self.unpatchify(out)
+        (self.unpatchify(out), tokens)
     }
 }

@@ -146,6 +146,8 @@ pub struct GeneratorConfig {
     pub schedule: ScheduleConfig,
     pub train: GenTrainSection,
     pub predictions: GenPredictions,
+    /// Representation alignment (off unless `repa.weight` > 0).
+    pub repa: crate::repa::RepaConfig,
 }
 
 impl Default for GeneratorConfig {
@@ -159,6 +161,7 @@ impl Default for GeneratorConfig {
             schedule: ScheduleConfig { kind: "cosine".into(), warmup_epochs: 200.0, min_lr: 1e-5, ..Default::default() },
             train: Default::default(),
             predictions: Default::default(),
+            repa: Default::default(),
         }
     }
 }
@@ -198,7 +201,8 @@ impl GeneratorConfig {
         if self.data.splits.is_empty() {
             bail!("config key `data.splits` must name at least one split (train, val, test)");
         }
-        self.dit(1).map_err(|e| anyhow!("{e}"))?;
+        let d = self.dit(1).map_err(|e| anyhow!("{e}"))?;
+        self.repa.validate(d.depth)?;
         Ok(())
     }
 
@@ -338,6 +342,12 @@ pub fn velocity<B: Backend>(out: Tensor<B, 4>, x_t: Tensor<B, 4>, t: Tensor<B, 1
 
 /// Flow-matching loss of one batch of images in [-1,1]; returns (loss, target velocity).
 pub fn flow_loss<B: Backend>(model: &Dit<B>, x1: Tensor<B, 4>, draws: &StepDraws, target: &str) -> (Tensor<B, 1>, Tensor<B, 4>) {
+    let (loss, v, _) = flow_loss_with_tokens(model, x1, draws, target, 0);
+    (loss, v)
+}
+
+/// `flow_loss`, also returning the hidden tokens after `at` blocks (for REPA).
+pub fn flow_loss_with_tokens<B: Backend>(model: &Dit<B>, x1: Tensor<B, 4>, draws: &StepDraws, target: &str, at: usize) -> (Tensor<B, 1>, Tensor<B, 4>, Tensor<B, 3>) {
     let dev = x1.device();
     let shape = x1.dims();
     let noise = Tensor::<B, 4>::from_data(TensorData::new(draws.noise.clone(), shape), &dev);
@@ -346,8 +356,9 @@ pub fn flow_loss<B: Backend>(model: &Dit<B>, x1: Tensor<B, 4>, draws: &StepDraws
     let tb = t.clone().reshape([-1, 1, 1, 1]);
     let x_t = noise.clone() * (tb.clone().neg() + 1.0) + x1.clone() * tb;
     let v = x1 - noise;
-    let v_hat = velocity(model.forward(x_t.clone(), t.clone(), y), x_t, t, target);
-    ((v_hat - v.clone()).powi_scalar(2).mean(), v)
+    let (out, tokens) = model.forward_with_tokens(x_t.clone(), t.clone(), y, at);
+    let v_hat = velocity(out, x_t, t, target);
+    ((v_hat - v.clone()).powi_scalar(2).mean(), v, tokens)
 }
 
 // ---- sampling --------------------------------------------------------------------------------
@@ -484,6 +495,9 @@ pub fn write_png(img: &image::RgbImage, path: &Path) -> Result<()> {
 struct GenState {
     step: usize,
     losses: Vec<(usize, f64)>,
+    /// REPA: mean cosine similarity of projected tokens and targets, per logging window.
+    #[serde(default)]
+    repa_cos: Vec<(usize, f64)>,
     train_seconds: f64,
     images_seen: usize,
 }
@@ -493,6 +507,7 @@ pub struct GenResult {
     pub run_dir: PathBuf,
     pub steps: usize,
     pub losses: Vec<(usize, f64)>,
+    pub repa_cos: Vec<(usize, f64)>,
     pub train_seconds: f64,
     pub images_per_s: f64,
     pub ema_weights: PathBuf,
@@ -561,7 +576,10 @@ pub fn train_generator(cfg: &GeneratorConfig, run_dir: &Path, sinks: &mut Sinks,
         }
     }
     let mut ema = model.valid();
-    let mut st = GenState { step: 0, losses: vec![], train_seconds: 0.0, images_seen: 0 };
+    let mut st = GenState { step: 0, losses: vec![], repa_cos: vec![], train_seconds: 0.0, images_seen: 0 };
+    let repa_on = cfg.repa.enabled();
+    let mut proj = crate::repa::Projector::<CpuTrain>::new(dit.hidden, cfg.repa.hidden, crate::repa::FEATURE_DIM, &dev);
+    let mut popt = ocfg.init::<CpuTrain, crate::repa::Projector<CpuTrain>>();
     if opts.resume {
         use burn::record::Recorder;
         let sp = ckpt.join("state.json");
@@ -571,7 +589,16 @@ pub fn train_generator(cfg: &GeneratorConfig, run_dir: &Path, sinks: &mut Sinks,
         model = model.load_record(Recorder::<CpuTrain>::load(&Rec::default(), read("model")?, &dev).map_err(|e| anyhow!("--resume: model: {e:?}"))?);
         optim = optim.load_record(Recorder::<CpuTrain>::load(&Rec::default(), read("optim")?, &dev).map_err(|e| anyhow!("--resume: optimizer: {e:?}"))?);
         ema = ema.load_record(Recorder::<Cpu>::load(&Rec::default(), read("ema")?, &dev).map_err(|e| anyhow!("--resume: EMA: {e:?}"))?);
+        if repa_on {
+            proj = proj.load_record(Recorder::<CpuTrain>::load(&Rec::default(), read("proj")?, &dev).map_err(|e| anyhow!("--resume: REPA projector: {e:?}"))?);
+            popt = popt.load_record(Recorder::<CpuTrain>::load(&Rec::default(), read("projoptim")?, &dev).map_err(|e| anyhow!("--resume: REPA optimizer: {e:?}"))?);
+        }
     }
+    let targets = if repa_on {
+        Some(crate::repa::Targets::load_or_compute(&cache, &idx, dit.grid(), &cfg.repa.weights, &mut |_, _| {})?)
+    } else {
+        None
+    };
     let aug = Augment { random_resized_crop: false, hflip: cfg.objective.hflip, color_jitter: 0.0, ..Augment::default() };
     let bs = cfg.train.batch_size;
     let loader = Loader::new(&cache, idx, LoaderConfig { batch_size: bs, shuffle: true, drop_last: true, seed: cfg.train.seed, augment: aug, ..Default::default() });
@@ -583,35 +610,59 @@ pub fn train_generator(cfg: &GeneratorConfig, run_dir: &Path, sinks: &mut Sinks,
     let t0 = Instant::now();
     let t_before = st.train_seconds;
     let mut window = (0f64, 0usize);
+    let mut cos_window = 0f64;
     let sched = ScheduleConfig { ..cfg.schedule.clone() };
     while st.step < end {
         let step = st.step;
         let lr = lr_at(&sched, cfg.optim.lr, step, cfg.train.steps, 1, 1.0);
         let mut accum = GradientsAccumulator::<Dit<CpuTrain>>::new();
+        let mut paccum = GradientsAccumulator::<crate::repa::Projector<CpuTrain>>::new();
         let mut loss_v = 0f64;
         for a in 0..cfg.train.accum_steps {
             let micro = step * cfg.train.accum_steps + a;
             let b = loader.batch((micro / per_epoch) as u64, micro % per_epoch);
             let labels: Vec<usize> = b.labels.iter().map(|&l| map[l].expect("filtered")).collect();
             let draws = draw_step(&cfg.objective, cfg.train.seed, micro, &labels, per_image, classes.len());
+            // REPA targets before the pixels move into the tensor (flip detection reads them).
+            let repa_targets = targets.as_ref().map(|tg| tg.batch(&cache, &b.indices, &b.images)).transpose()?;
             let x1 = Tensor::<CpuTrain, 4>::from_data(TensorData::new(b.images, [labels.len(), 3, dit.image_size, dit.image_size]), &dev) * 2.0 - 1.0;
-            let (loss, _) = flow_loss(&model, x1, &draws, &cfg.objective.target);
+            let (loss, _, tokens) = flow_loss_with_tokens(&model, x1, &draws, &cfg.objective.target, if repa_on { cfg.repa.block } else { 0 });
             let lv: f32 = loss.clone().into_scalar().elem();
             if !lv.is_finite() {
                 bail!("training diverged at step {step}: loss is {lv} (lower optim.lr or raise train.grad_clip)");
             }
             loss_v += lv as f64 / cfg.train.accum_steps as f64;
-            let g = GradientsParams::from_grads(loss.backward(), &model);
-            accum.accumulate(&model, g);
+            let total = match repa_targets {
+                Some(tt) => {
+                    let rows = tt.len() / crate::repa::FEATURE_DIM;
+                    let rl = crate::repa::repa_loss(&proj, tokens, Tensor::from_data(TensorData::new(tt, [rows, crate::repa::FEATURE_DIM]), &dev));
+                    let rv: f32 = rl.clone().into_scalar().elem();
+                    cos_window -= rv as f64 / cfg.train.accum_steps as f64;
+                    loss + rl * cfg.repa.weight
+                }
+                None => loss,
+            };
+            let mut grads = total.backward();
+            accum.accumulate(&model, GradientsParams::from_module(&mut grads, &model));
+            if repa_on {
+                paccum.accumulate(&proj, GradientsParams::from_module(&mut grads, &proj));
+            }
             st.images_seen += labels.len();
         }
         model = optim.step(lr, model, accum.grads());
+        if repa_on {
+            proj = popt.step(lr, proj, paccum.grads());
+        }
         ema = ema_update(ema, &model.valid(), ema_decay(&cfg.ema, step));
         st.step += 1;
         window = (window.0 + loss_v, window.1 + 1);
         if st.step % cfg.train.log_every == 0 || st.step == end {
             let l = window.0 / window.1.max(1) as f64;
             st.losses.push((st.step, l));
+            if repa_on {
+                st.repa_cos.push((st.step, cos_window / window.1.max(1) as f64));
+            }
+            cos_window = 0.0;
             let ev = StepEvent { epoch: step / per_epoch, step: st.step, loss: l, lr };
             sinks.emit(|s| s.on_step(&ev));
             window = (0.0, 0);
@@ -627,11 +678,15 @@ pub fn train_generator(cfg: &GeneratorConfig, run_dir: &Path, sinks: &mut Sinks,
             w("model", Recorder::<CpuTrain>::record(&Rec::default(), model.clone().into_record(), ()).map_err(|e| anyhow!("{e:?}"))?)?;
             w("optim", Recorder::<CpuTrain>::record(&Rec::default(), optim.to_record(), ()).map_err(|e| anyhow!("{e:?}"))?)?;
             w("ema", Recorder::<Cpu>::record(&Rec::default(), ema.clone().into_record(), ()).map_err(|e| anyhow!("{e:?}"))?)?;
+            if repa_on {
+                w("proj", Recorder::<CpuTrain>::record(&Rec::default(), proj.clone().into_record(), ()).map_err(|e| anyhow!("{e:?}"))?)?;
+                w("projoptim", Recorder::<CpuTrain>::record(&Rec::default(), popt.to_record(), ()).map_err(|e| anyhow!("{e:?}"))?)?;
+            }
             // state.json last: it names the step, so a crash before it leaves the previous one valid.
             let prev: Option<usize> = serde_json::from_slice::<GenState>(&std::fs::read(ckpt.join("state.json")).unwrap_or_default()).ok().map(|s| s.step);
             tinycats_data::hashing::write_atomic(&ckpt.join("state.json"), &serde_json::to_vec(&st)?)?;
             if let Some(p) = prev.filter(|&p| p != st.step) {
-                for ext in ["model", "optim", "ema"] {
+                for ext in ["model", "optim", "ema", "proj", "projoptim"] {
                     tinycats_models::weights::remove_chunked(&ckpt.join(format!("resume-{p:07}.{ext}.mpk")));
                 }
             }
@@ -668,6 +723,7 @@ pub fn train_generator(cfg: &GeneratorConfig, run_dir: &Path, sinks: &mut Sinks,
         run_dir: run_dir.to_path_buf(),
         steps: st.step,
         losses: st.losses.clone(),
+        repa_cos: st.repa_cos.clone(),
         train_seconds: st.train_seconds,
         images_per_s: st.images_seen as f64 / st.train_seconds.max(1e-9),
         ema_weights: ema_path,

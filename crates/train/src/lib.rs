@@ -8,6 +8,7 @@ pub mod gen_eval;
 pub mod generator;
 pub mod metrics;
 pub mod predictor;
+pub mod repa;
 pub mod schedule;
 pub mod scratch;
 pub mod sink;

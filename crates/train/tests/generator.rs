@@ -170,6 +170,50 @@ fn tiny_model_overfits_two_images_and_sampling_is_seeded() {
     assert_ne!(c1, c2, "different seeds gave identical images");
 }
 
+fn lite0_weights() -> Option<PathBuf> {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../data/weights/efficientnet-lite0.safetensors");
+    p.exists().then_some(p)
+}
+
+#[test]
+fn repa_aligns_tokens_and_resume_is_exact() {
+    let Some(wt) = lite0_weights() else {
+        eprintln!("SKIPPED repa_aligns_tokens_and_resume_is_exact: run scripts/setup.sh for the EfficientNet-Lite0 weights");
+        return;
+    };
+    let t = tempfile::tempdir().unwrap();
+    let cache = tiny_cache(t.path(), 8, [0.75, 0.25, 0.0]);
+    let wset = format!("repa.weights=\"{}\"", wt.display());
+    let cfg = tiny_cfg(&cache, &["train.steps=40", "repa.weight=0.5", "repa.block=1", "repa.hidden=64", &wset]);
+    let run = t.path().join("run");
+    let r = generator::train_generator(&cfg, &run, &mut Sinks::default(), &GenOptions::default()).unwrap();
+    // The projected tokens learn to point along the encoder's features.
+    let c = &r.repa_cos;
+    assert_eq!(c.len(), 40, "one alignment value per logged step");
+    let first: f64 = c[..5].iter().map(|x| x.1).sum::<f64>() / 5.0;
+    let last: f64 = c[c.len() - 5..].iter().map(|x| x.1).sum::<f64>() / 5.0;
+    assert!(last > first + 0.1, "alignment did not rise: first 5 steps {first:.3}, last 5 {last:.3}");
+    // The targets were cached next to the prepared images.
+    assert!(cache.join("features/repa-lite0-g4/targets.f32").exists());
+
+    // 20 + resume 20 = 40 in one go: the projector and its optimizer state are restored too.
+    let run2 = t.path().join("run2");
+    generator::train_generator(&cfg, &run2, &mut Sinks::default(), &GenOptions { resume: false, stop_after_steps: Some(20), init_from: None }).unwrap();
+    let r2 = generator::train_generator(&cfg, &run2, &mut Sinks::default(), &GenOptions { resume: true, stop_after_steps: None, init_from: None }).unwrap();
+    let w = |m: &Dit<Cpu>| m.x_embed.weight.val().into_data().to_vec::<f32>().unwrap();
+    let (raw, _) = generator::load_generator(&r.raw_weights).unwrap();
+    let (raw2, _) = generator::load_generator(&r2.raw_weights).unwrap();
+    assert_eq!(w(&raw), w(&raw2), "resumed REPA run differs from the uninterrupted one");
+    assert_eq!(r.repa_cos, r2.repa_cos);
+
+    // REPA changes the training: the same config without it ends elsewhere.
+    let off = tiny_cfg(&cache, &["train.steps=40"]);
+    let r3 = generator::train_generator(&off, &t.path().join("run3"), &mut Sinks::default(), &GenOptions::default()).unwrap();
+    assert!(r3.repa_cos.is_empty());
+    let (raw3, _) = generator::load_generator(&r3.raw_weights).unwrap();
+    assert_ne!(w(&raw), w(&raw3));
+}
+
 #[test]
 fn config_errors_name_the_key() {
     for (set, key) in [
@@ -182,6 +226,11 @@ fn config_errors_name_the_key() {
     ] {
         let e = GeneratorConfig::load("", "t", &[set.to_string()]).unwrap_err().to_string();
         assert!(e.contains(key), "{set} → {e}");
+    }
+    for (sets, key) in [(vec!["repa.weight=0.5", "repa.block=7"], "repa.block"), (vec!["repa.weight=-1"], "repa.weight"), (vec!["repa.weight=0.5", "repa.hidden=2"], "repa.hidden")] {
+        let sets: Vec<String> = sets.into_iter().map(String::from).collect();
+        let e = GeneratorConfig::load("", "t", &sets).unwrap_err().to_string();
+        assert!(e.contains(key), "{sets:?} → {e}");
     }
     let t = tempfile::tempdir().unwrap();
     let cache = tiny_cache(t.path(), 2, [0.5, 0.5, 0.0]);
