@@ -33,7 +33,8 @@ def main():
     sel = [i for i, e in enumerate(idx["entries"]) if e["split"] == a.split and classes[e["label"]] not in a.exclude]
     if not sel:
         raise SystemExit(f"{a.cache}: no {a.split} images left after --exclude {a.exclude}")
-    want = np.array([clf_labels.index(classes[idx["entries"][i]["label"]]) for i in sel])
+    # A breed the classifier does not know counts as a miss (-1 never matches an argmax).
+    want = np.array([clf_labels.index(c) if c in clf_labels else -1 for c in (classes[idx["entries"][i]["label"]] for i in sel)])
     out = {"classifier": a.classifier, "cache": a.cache, "split": a.split, "n": len(sel), "size": size, "agreement": {}}
     for f in a.factors:
         if size % f:

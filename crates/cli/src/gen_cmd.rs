@@ -241,9 +241,13 @@ pub fn eval_gen(a: EvalGenArgs) -> Result<ExitCode> {
         println!("{}", serde_json::to_string(&r)?);
     } else {
         println!("{} generated vs {} real: FID-like {:.2} (real-vs-real floor {:.2}); breed agreement {:.1}%", r.generated, r.real, r.fid_like, r.fid_like_real_halves, 100.0 * r.agreement);
-        println!("ceiling: the classifier on {} real test photos at {} px: {:.1}%", r.real_test, meta.dit.image_size, 100.0 * r.real_agreement);
+        let pct = |v: Option<f64>| v.map(|x| format!("{:.1}%", 100.0 * x)).unwrap_or_else(|| "—".into());
+        match r.real_agreement {
+            Some(v) => println!("ceiling: the classifier on {} real test photos at {} px: {:.1}%", r.real_test, meta.dit.image_size, 100.0 * v),
+            None => println!("ceiling: not measured ({} has no test split)", a.data.display()),
+        }
         for b in &r.per_breed {
-            println!("  {:<20} {:>5.1}%  (most often seen as {}; real photos {:.1}% of {})", b.breed, 100.0 * b.agreement, b.top_confusion, 100.0 * b.real_agreement, b.real_n);
+            println!("  {:<20} {:>5.1}%  (most often seen as {}; real photos {} of {})", b.breed, 100.0 * b.agreement, b.top_confusion, pct(b.real_agreement), b.real_n);
         }
         println!("grids and report.json in {}", a.out.display());
     }

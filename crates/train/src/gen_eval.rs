@@ -28,8 +28,9 @@ pub struct BreedScore {
     pub agreement: f64,
     /// Most frequent classifier label for this breed's images.
     pub top_confusion: String,
-    /// The same classifier on this breed's real test-split photos at the generator's size.
-    pub real_agreement: f64,
+    /// The same classifier on this breed's real test-split photos at the generator's size
+    /// (None: the cache has no test photos of this breed).
+    pub real_agreement: Option<f64>,
     pub real_n: usize,
 }
 
@@ -41,8 +42,9 @@ pub struct GenEval {
     /// Real-vs-real (two disjoint halves of the real set): the floor to read fid_like against.
     pub fid_like_real_halves: f64,
     pub agreement: f64,
-    /// Agreement on real test-split photos at the generator's size: a perfect generator's score.
-    pub real_agreement: f64,
+    /// Agreement on real test-split photos at the generator's size: a perfect generator's score
+    /// (None: the cache has no test split).
+    pub real_agreement: Option<f64>,
     pub real_test: usize,
     pub per_breed: Vec<BreedScore>,
     pub steps: usize,
@@ -198,7 +200,7 @@ pub fn evaluate(
             n: g.0,
             agreement: g.1 as f64 / g.0.max(1) as f64,
             top_confusion: g.2.clone(),
-            real_agreement: r.1 as f64 / r.0.max(1) as f64,
+            real_agreement: (r.0 > 0).then(|| r.1 as f64 / r.0 as f64),
             real_n: r.0,
         })
         .collect();
@@ -210,7 +212,7 @@ pub fn evaluate(
         fid_like,
         fid_like_real_halves,
         agreement: hits_all as f64 / generated.len().max(1) as f64,
-        real_agreement: real_hits as f64 / test_labels.len().max(1) as f64,
+        real_agreement: (!test_labels.is_empty()).then(|| real_hits as f64 / test_labels.len() as f64),
         real_test: test_labels.len(),
         per_breed,
         steps: opts.steps,

@@ -557,6 +557,14 @@ pub fn train_generator(cfg: &GeneratorConfig, run_dir: &Path, sinks: &mut Sinks,
     sinks.emit(|s| s.on_start(&cfg_json));
 
     let dev = Default::default();
+    // REPA targets first: building Lite0 draws from the backend RNG, and burn initialises
+    // parameters lazily, so doing it after seeding would make a run depend on whether the
+    // targets were computed or loaded from the cache.
+    let targets = if cfg.repa.enabled() {
+        Some(crate::repa::Targets::load_or_compute(&cache, &idx, dit.grid(), &cfg.repa.weights, &mut |_, _| {})?)
+    } else {
+        None
+    };
     <CpuTrain as Backend>::seed(&dev, cfg.train.seed);
     let mut model = Dit::<CpuTrain>::new(dit, &dev);
     let mut ocfg = AdamWConfig::new().with_beta_1(cfg.optim.beta1 as f32).with_beta_2(cfg.optim.beta2 as f32).with_weight_decay(cfg.optim.weight_decay as f32);
@@ -594,11 +602,7 @@ pub fn train_generator(cfg: &GeneratorConfig, run_dir: &Path, sinks: &mut Sinks,
             popt = popt.load_record(Recorder::<CpuTrain>::load(&Rec::default(), read("projoptim")?, &dev).map_err(|e| anyhow!("--resume: REPA optimizer: {e:?}"))?);
         }
     }
-    let targets = if repa_on {
-        Some(crate::repa::Targets::load_or_compute(&cache, &idx, dit.grid(), &cfg.repa.weights, &mut |_, _| {})?)
-    } else {
-        None
-    };
+
     let aug = Augment { random_resized_crop: false, hflip: cfg.objective.hflip, color_jitter: 0.0, ..Augment::default() };
     let bs = cfg.train.batch_size;
     let loader = Loader::new(&cache, idx, LoaderConfig { batch_size: bs, shuffle: true, drop_last: true, seed: cfg.train.seed, augment: aug, ..Default::default() });

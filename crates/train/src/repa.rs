@@ -15,6 +15,7 @@ use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::activation::silu;
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use tinycats_data::cache::Cache;
 use tinycats_models::efficientnet::{shape_after, EfficientNetLite0};
@@ -88,18 +89,6 @@ pub fn repa_loss<B: Backend>(proj: &Projector<B>, tokens: Tensor<B, 3>, targets:
     (z / norm * targets).sum_dim(1).mean().neg()
 }
 
-/// Mirrors a token-major [grid·grid, F] map left-right (the target of a flipped image).
-pub fn mirror_tokens(x: &[f32], grid: usize, f: usize) -> Vec<f32> {
-    let mut out = vec![0f32; x.len()];
-    for r in 0..grid {
-        for c in 0..grid {
-            let (src, dst) = ((r * grid + c) * f, (r * grid + grid - 1 - c) * f);
-            out[dst..dst + f].copy_from_slice(&x[src..src + f]);
-        }
-    }
-    out
-}
-
 /// L2-normalises each token (row of length f) in place.
 pub fn normalise_rows(x: &mut [f32], f: usize) {
     for row in x.chunks_mut(f) {
@@ -108,10 +97,14 @@ pub fn normalise_rows(x: &mut [f32], f: usize) {
     }
 }
 
-/// Unit-norm Lite0 features of the training images, token-major [grid·grid, 320] per image.
+/// Unit-norm Lite0 features of the training images, token-major [grid·grid, 320] per image and
+/// view (0 = as stored, 1 = mirrored). The mirrored view is computed from mirrored pixels, not by
+/// mirroring the map: Lite0's TensorFlow "SAME" padding is asymmetric, so its features are not
+/// exactly mirror-equivariant (the grid is offset by about half a token).
 pub struct Targets {
     pub grid: usize,
-    idx: Vec<usize>,
+    /// Cache entry → row of view 0 (view 1 follows it).
+    pos: HashMap<usize, usize>,
     data: Vec<f32>,
 }
 
@@ -127,8 +120,15 @@ impl Targets {
         self.grid * self.grid * FEATURE_DIM
     }
 
-    /// Loads `<cache>/features/repa-lite0-g<grid>/` or computes it (Lite0 on each image
-    /// upscaled to 32·grid px), keyed by the cache, the image list and the weights.
+    /// Target of cache entry `i`, view 0 (as stored) or 1 (mirrored).
+    pub fn get(&self, i: usize, mirrored: bool) -> Option<&[f32]> {
+        let r = 2 * self.pos.get(&i)? + mirrored as usize;
+        Some(&self.data[r * self.row_len()..(r + 1) * self.row_len()])
+    }
+
+    /// Loads `<cache>/features/repa-lite0-g<grid>-<key>/` or computes it (Lite0 on each image
+    /// and its mirror image, upscaled to 32·grid px). The key covers the cache, the image list
+    /// and the weights, so a folder never holds another run's targets.
     pub fn load_or_compute(cache: &Cache, idx: &[usize], grid: usize, weights: &Path, progress: &mut dyn FnMut(usize, usize)) -> Result<Targets> {
         let side = 32 * grid;
         if shape_after(CUT, side) != [FEATURE_DIM, grid, grid] {
@@ -136,13 +136,15 @@ impl Targets {
         }
         let wsha = crate::features::weights_sha(weights).with_context(|| "config key `repa.weights`")?;
         let key = tinycats_data::hashing::sha256_hex(format!("{} {wsha} {grid} {idx:?}", cache.index.key).as_bytes());
-        let dir = cache.dir.join("features").join(format!("repa-lite0-g{grid}"));
+        let dir = cache.dir.join("features").join(format!("repa-lite0-g{grid}-{}", &key[..16]));
+        let pos: HashMap<usize, usize> = idx.iter().enumerate().map(|(r, &i)| (i, r)).collect();
+        let want = 2 * idx.len() * grid * grid * FEATURE_DIM;
         if let Ok(m) = serde_json::from_slice::<TargetsMeta>(&std::fs::read(dir.join("meta.json")).unwrap_or_default()) {
-            if m.key == key {
+            if m.key == key && m.idx == idx {
                 let bytes = std::fs::read(dir.join("targets.f32")).with_context(|| format!("cannot read {}", dir.display()))?;
                 let data: Vec<f32> = bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
-                if data.len() == idx.len() * grid * grid * FEATURE_DIM {
-                    return Ok(Targets { grid, idx: m.idx, data });
+                if data.len() == want {
+                    return Ok(Targets { grid, pos, data });
                 }
             }
         }
@@ -150,43 +152,42 @@ impl Targets {
         let net = EfficientNetLite0::<Cpu>::from_pretrained(TensorMap::read(weights).with_context(|| "config key `repa.weights`")?, &dev)?.fold_bn();
         let s = cache.size();
         let mut rz = fast_image_resize::Resizer::new();
-        let mut data = Vec::with_capacity(idx.len() * grid * grid * FEATURE_DIM);
-        for (k, chunk) in idx.chunks(32).enumerate() {
-            let mut x = Vec::with_capacity(chunk.len() * 3 * side * side);
+        let mut data = Vec::with_capacity(want);
+        for (k, chunk) in idx.chunks(16).enumerate() {
+            let mut x = Vec::with_capacity(2 * chunk.len() * 3 * side * side);
             for &i in chunk {
                 let rgb = image::RgbImage::from_raw(s, s, cache.image(i).to_vec()).ok_or_else(|| anyhow!("cache image {i} does not match {s} px"))?;
-                let big = tinycats_data::pixels::resize_square(&rgb, side as u32, tinycats_data::pixels::ResizeMode::Crop, &mut rz)?;
-                x.extend(crate::predictor::hwc_to_chw(&big, side));
+                for view in [rgb.clone(), image::imageops::flip_horizontal(&rgb)] {
+                    let big = tinycats_data::pixels::resize_square(&view, side as u32, tinycats_data::pixels::ResizeMode::Crop, &mut rz)?;
+                    x.extend(crate::predictor::hwc_to_chw(&big, side));
+                }
             }
-            let t = EfficientNetLite0::<Cpu>::normalize(Tensor::<Cpu, 4>::from_data(TensorData::new(x, [chunk.len(), 3, side, side]), &dev));
+            let n = 2 * chunk.len();
+            let t = EfficientNetLite0::<Cpu>::normalize(Tensor::<Cpu, 4>::from_data(TensorData::new(x, [n, 3, side, side]), &dev));
             // [n, 320, g, g] → token-major [n, g·g, 320], the DiT's token order.
-            let f = net.front(t, CUT).reshape([chunk.len(), FEATURE_DIM, grid * grid]).swap_dims(1, 2);
+            let f = net.front(t, CUT).reshape([n, FEATURE_DIM, grid * grid]).swap_dims(1, 2);
             let mut v: Vec<f32> = f.into_data().to_vec().map_err(|e| anyhow!("{e:?}"))?;
             normalise_rows(&mut v, FEATURE_DIM);
             data.extend(v);
-            progress(((k + 1) * 32).min(idx.len()), idx.len());
+            progress(((k + 1) * 16).min(idx.len()), idx.len());
         }
         std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
         let bytes: Vec<u8> = data.iter().flat_map(|v| v.to_le_bytes()).collect();
         tinycats_data::hashing::write_atomic(&dir.join("targets.f32"), &bytes)?;
         tinycats_data::hashing::write_atomic(&dir.join("meta.json"), &serde_json::to_vec(&TargetsMeta { key, grid, idx: idx.to_vec() })?)?;
-        Ok(Targets { grid, idx: idx.to_vec(), data })
+        Ok(Targets { grid, pos, data })
     }
 
     /// Targets [N·T, 320] for a batch: cache entries `indices`, whose augmented pixels (CHW in
-    /// [0,1]) are `images`. The loader flips at random; a flipped image gets the mirrored map.
+    /// [0,1]) are `images`. The generator's loader only flips (no crops, no colour jitter), so
+    /// each image is either the stored one or its mirror image.
     pub fn batch(&self, cache: &Cache, indices: &[usize], images: &[f32]) -> Result<Vec<f32>> {
         let s = cache.size() as usize;
         let per = 3 * s * s;
         let mut out = Vec::with_capacity(indices.len() * self.row_len());
         for (k, &i) in indices.iter().enumerate() {
-            let r = self.idx.iter().position(|&j| j == i).ok_or_else(|| anyhow!("REPA: cache entry {i} has no target"))?;
-            let row = &self.data[r * self.row_len()..(r + 1) * self.row_len()];
-            if is_mirrored(cache.image(i), &images[k * per..(k + 1) * per], s) {
-                out.extend(mirror_tokens(row, self.grid, FEATURE_DIM));
-            } else {
-                out.extend_from_slice(row);
-            }
+            let m = is_mirrored(cache.image(i), &images[k * per..(k + 1) * per], s);
+            out.extend_from_slice(self.get(i, m).ok_or_else(|| anyhow!("REPA: cache entry {i} has no target"))?);
         }
         Ok(out)
     }
@@ -213,16 +214,6 @@ mod tests {
     use super::*;
     use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
     use tinycats_models::CpuTrain;
-
-    #[test]
-    fn mirror_is_an_involution_that_swaps_columns() {
-        let (g, f) = (3, 2);
-        let x: Vec<f32> = (0..g * g * f).map(|v| v as f32).collect();
-        let m = mirror_tokens(&x, g, f);
-        assert_eq!(&m[0..2], &x[4..6], "token (0,0) comes from (0,2)");
-        assert_eq!(&m[2..4], &x[2..4], "the middle column stays");
-        assert_eq!(mirror_tokens(&m, g, f), x);
-    }
 
     #[test]
     fn flip_detection_tells_the_two_apart() {

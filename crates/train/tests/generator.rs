@@ -194,9 +194,11 @@ fn repa_aligns_tokens_and_resume_is_exact() {
     let last: f64 = c[c.len() - 5..].iter().map(|x| x.1).sum::<f64>() / 5.0;
     assert!(last > first + 0.1, "alignment did not rise: first 5 steps {first:.3}, last 5 {last:.3}");
     // The targets were cached next to the prepared images.
-    assert!(cache.join("features/repa-lite0-g4/targets.f32").exists());
+    let cached: Vec<_> = std::fs::read_dir(cache.join("features")).unwrap().flatten().filter(|e| e.file_name().to_string_lossy().starts_with("repa-lite0-g4-") && e.path().join("targets.f32").exists()).collect();
+    assert_eq!(cached.len(), 1, "one keyed target folder");
 
-    // 20 + resume 20 = 40 in one go: the projector and its optimizer state are restored too.
+    // 20 + resume 20 = 40 in one go: the projector and its optimizer state are restored too. This
+    // run loads the targets that the first one computed, so it also checks that the two agree.
     let run2 = t.path().join("run2");
     generator::train_generator(&cfg, &run2, &mut Sinks::default(), &GenOptions { resume: false, stop_after_steps: Some(20), init_from: None }).unwrap();
     let r2 = generator::train_generator(&cfg, &run2, &mut Sinks::default(), &GenOptions { resume: true, stop_after_steps: None, init_from: None }).unwrap();
@@ -212,6 +214,56 @@ fn repa_aligns_tokens_and_resume_is_exact() {
     assert!(r3.repa_cos.is_empty());
     let (raw3, _) = generator::load_generator(&r3.raw_weights).unwrap();
     assert_ne!(w(&raw), w(&raw3));
+}
+
+#[test]
+fn repa_targets_are_lite0_features_per_token_and_view() {
+    let Some(wt) = lite0_weights() else {
+        eprintln!("SKIPPED repa_targets_are_lite0_features_per_token_and_view: run scripts/setup.sh for the EfficientNet-Lite0 weights");
+        return;
+    };
+    use tinycats_models::efficientnet::EfficientNetLite0;
+    use tinycats_train::repa::{Targets, FEATURE_DIM};
+    let t = tempfile::tempdir().unwrap();
+    let dir = tiny_cache(t.path(), 2, [0.5, 0.5, 0.0]);
+    let cache = tinycats_data::cache::Cache::open(&dir).unwrap();
+    let idx = vec![0usize, 3, 5];
+    let (g, s) = (4usize, 16usize);
+    let tg = Targets::load_or_compute(&cache, &idx, g, &wt, &mut |_, _| {}).unwrap();
+    let net = EfficientNetLite0::<Cpu>::from_pretrained(tinycats_models::weights::TensorMap::read(&wt).unwrap(), &Default::default()).unwrap().fold_bn();
+    let mut rz = fast_image_resize::Resizer::new();
+    for &i in &idx {
+        let src = cache.image(i);
+        for mirrored in [false, true] {
+            // Independent path: mirror the u8 pixels by hand, upscale, run Lite0, read one column.
+            let px: Vec<u8> = (0..s * s).flat_map(|p| {
+                let (y, x) = (p / s, p % s);
+                let q = y * s + if mirrored { s - 1 - x } else { x };
+                src[3 * q..3 * q + 3].to_vec()
+            }).collect();
+            let big = tinycats_data::pixels::resize_square(&image::RgbImage::from_raw(s as u32, s as u32, px).unwrap(), 128, tinycats_data::pixels::ResizeMode::Crop, &mut rz).unwrap();
+            let x = Tensor::<Cpu, 4>::from_data(TensorData::new(tinycats_train::predictor::hwc_to_chw(&big, 128), [1, 3, 128, 128]), &Default::default());
+            let f = net.front(EfficientNetLite0::<Cpu>::normalize(x), 16);
+            let row = tg.get(i, mirrored).unwrap();
+            for (r, c) in [(0, 0), (1, 2), (3, 1)] {
+                let col: Vec<f32> = f.clone().slice([0..1, 0..FEATURE_DIM, r..r + 1, c..c + 1]).into_data().to_vec().unwrap();
+                let n = col.iter().map(|v| v * v).sum::<f32>().sqrt();
+                let got = &row[(r * g + c) * FEATURE_DIM..(r * g + c + 1) * FEATURE_DIM];
+                let d = col.iter().zip(got).map(|(a, b)| (a / n - b).abs()).fold(0f32, f32::max);
+                assert!(d < 1e-4, "entry {i}, mirrored {mirrored}, token ({r},{c}): max diff {d}");
+            }
+            // A batch holding the (mirrored) pixels gets this view's targets.
+            let chw: Vec<f32> = (0..3).flat_map(|ch| {
+                let src = src.to_vec();
+                (0..s * s).map(move |p| {
+                    let (y, x) = (p / s, p % s);
+                    src[3 * (y * s + if mirrored { s - 1 - x } else { x }) + ch] as f32 / 255.0
+                })
+            }).collect();
+            assert_eq!(tg.batch(&cache, &[i], &chw).unwrap(), row.to_vec());
+        }
+    }
+    assert!(tg.get(1, false).is_none(), "entry 1 was not in the list");
 }
 
 #[test]
