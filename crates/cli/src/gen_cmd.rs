@@ -241,22 +241,21 @@ pub fn eval_gen(a: EvalGenArgs) -> Result<ExitCode> {
         println!("{}", serde_json::to_string(&r)?);
     } else {
         println!("{} generated vs {} real: FID-like {:.2} (real-vs-real floor {:.2}); breed agreement {:.1}%", r.generated, r.real, r.fid_like, r.fid_like_real_halves, 100.0 * r.agreement);
-        let pct = |v: Option<f64>| v.map(|x| format!("{:.1}%", 100.0 * x)).unwrap_or_else(|| "—".into());
         match r.real_agreement {
             Some(v) => println!("ceiling: the classifier on {} real test photos at {} px: {:.1}%", r.real_test, meta.dit.image_size, 100.0 * v),
             None => println!("ceiling: not measured ({} has no test split)", a.data.display()),
         }
         for b in &r.per_breed {
-            println!("  {:<20} {:>5.1}%  (most often seen as {}; real photos {} of {})", b.breed, 100.0 * b.agreement, b.top_confusion, pct(b.real_agreement), b.real_n);
+            println!("  {:<20} {:>5.1}%  (most often seen as {}; real photos {} of {})", b.breed, 100.0 * b.agreement, b.top_confusion, pct_or_dash(b.real_agreement), b.real_n);
         }
         println!("grids and report.json in {}", a.out.display());
     }
     Ok(ExitCode::SUCCESS)
 }
 
-/// A share as "12.3%", or "—" when an older report.json does not have it.
-fn pct_or_dash(v: &serde_json::Value) -> String {
-    v.as_f64().map(|x| format!("{:.1}%", 100.0 * x)).unwrap_or_else(|| "—".to_string())
+/// A share as "12.3%", or "—" when it was not measured (no test photos, or an older report.json).
+fn pct_or_dash(v: Option<f64>) -> String {
+    v.map(|x| format!("{:.1}%", 100.0 * x)).unwrap_or_else(|| "—".to_string())
 }
 
 /// A generator run → `models/generator`: EMA weights, model.json and a model card with the
@@ -313,10 +312,10 @@ pub fn ship(run: &std::path::Path, out: &std::path::Path, run_meta: &serde_json:
         card.push_str(&format!(
             "\n## Evaluation (`tinycats eval-gen`, {} steps, CFG {})\n\n- FID-like (EfficientNet-Lite0 embeddings, not comparable with Inception FID): **{:.2}** ({} generated vs {} real; real-vs-real floor {:.2}).\n- Breed agreement with the shipped classifier: **{:.1}%** (the same classifier on real test photos at this size: {}).\n\n| breed | agreement | most often classified as | real photos at this size |\n|---|---|---|---|\n",
             e["steps"], e["cfg"], e["fid_like"].as_f64().unwrap_or(f64::NAN), e["generated"], e["real"], e["fid_like_real_halves"].as_f64().unwrap_or(f64::NAN), 100.0 * e["agreement"].as_f64().unwrap_or(0.0),
-            pct_or_dash(&e["real_agreement"])
+            pct_or_dash(e["real_agreement"].as_f64())
         ));
         for b in e["per_breed"].as_array().cloned().unwrap_or_default() {
-            card.push_str(&format!("| {} | {:.1}% | {} | {} |\n", b["breed"].as_str().unwrap_or(""), 100.0 * b["agreement"].as_f64().unwrap_or(0.0), b["top_confusion"].as_str().unwrap_or(""), pct_or_dash(&b["real_agreement"])));
+            card.push_str(&format!("| {} | {:.1}% | {} | {} |\n", b["breed"].as_str().unwrap_or(""), 100.0 * b["agreement"].as_f64().unwrap_or(0.0), b["top_confusion"].as_str().unwrap_or(""), pct_or_dash(b["real_agreement"].as_f64())));
         }
     }
     tinycats_data::hashing::write_atomic(&out.join("MODEL_CARD.md"), card.as_bytes())?;

@@ -75,8 +75,7 @@ pub fn load_or_compute(
     if let Ok(text) = std::fs::read_to_string(dir.join("meta.json")) {
         if let Ok(meta) = serde_json::from_str::<FeatureMeta>(&text) {
             if meta.key == key {
-                let bytes = std::fs::read(dir.join("features.f32")).with_context(|| format!("cannot read {}", dir.display()))?;
-                let data: Vec<f32> = bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+                let data = read_f32(&dir.join("features.f32"))?;
                 let rows: usize = meta.rows.iter().map(|r| r.1).sum();
                 if data.len() == rows * meta.shape.iter().product::<usize>() {
                     return Ok(Features { meta, data });
@@ -124,10 +123,21 @@ pub fn load_or_compute(
     }
     let meta = FeatureMeta { cut, shape, views, key, rows };
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let bytes: Vec<u8> = data.iter().flat_map(|v| v.to_le_bytes()).collect();
-    tinycats_data::hashing::write_atomic(&dir.join("features.f32"), &bytes)?;
+    write_f32(&dir.join("features.f32"), &data)?;
     tinycats_data::hashing::write_atomic(&dir.join("meta.json"), &serde_json::to_vec(&meta)?)?;
     Ok(Features { meta, data })
+}
+
+/// A cached activation file: raw little-endian f32 values.
+pub fn read_f32(path: &Path) -> Result<Vec<f32>> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
+}
+
+/// Writes `data` as raw little-endian f32 values (atomically).
+pub fn write_f32(path: &Path, data: &[f32]) -> Result<()> {
+    let bytes: Vec<u8> = data.iter().flat_map(|v| v.to_le_bytes()).collect();
+    tinycats_data::hashing::write_atomic(path, &bytes)
 }
 
 pub fn weights_sha(path: &Path) -> Result<String> {

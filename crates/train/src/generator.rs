@@ -585,7 +585,7 @@ pub fn train_generator(cfg: &GeneratorConfig, run_dir: &Path, sinks: &mut Sinks,
     }
     let mut ema = model.valid();
     let mut st = GenState { step: 0, losses: vec![], repa_cos: vec![], train_seconds: 0.0, images_seen: 0 };
-    let repa_on = cfg.repa.enabled();
+    let repa_on = targets.is_some();
     let mut proj = crate::repa::Projector::<CpuTrain>::new(dit.hidden, cfg.repa.hidden, crate::repa::FEATURE_DIM, &dev);
     let mut popt = ocfg.init::<CpuTrain, crate::repa::Projector<CpuTrain>>();
     if opts.resume {
@@ -602,7 +602,6 @@ pub fn train_generator(cfg: &GeneratorConfig, run_dir: &Path, sinks: &mut Sinks,
             popt = popt.load_record(Recorder::<CpuTrain>::load(&Rec::default(), read("projoptim")?, &dev).map_err(|e| anyhow!("--resume: REPA optimizer: {e:?}"))?);
         }
     }
-
     let aug = Augment { random_resized_crop: false, hflip: cfg.objective.hflip, color_jitter: 0.0, ..Augment::default() };
     let bs = cfg.train.batch_size;
     let loader = Loader::new(&cache, idx, LoaderConfig { batch_size: bs, shuffle: true, drop_last: true, seed: cfg.train.seed, augment: aug, ..Default::default() });

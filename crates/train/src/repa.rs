@@ -141,8 +141,7 @@ impl Targets {
         let want = 2 * idx.len() * grid * grid * FEATURE_DIM;
         if let Ok(m) = serde_json::from_slice::<TargetsMeta>(&std::fs::read(dir.join("meta.json")).unwrap_or_default()) {
             if m.key == key && m.idx == idx {
-                let bytes = std::fs::read(dir.join("targets.f32")).with_context(|| format!("cannot read {}", dir.display()))?;
-                let data: Vec<f32> = bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+                let data = crate::features::read_f32(&dir.join("targets.f32"))?;
                 if data.len() == want {
                     return Ok(Targets { grid, pos, data });
                 }
@@ -172,8 +171,7 @@ impl Targets {
             progress(((k + 1) * 16).min(idx.len()), idx.len());
         }
         std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-        let bytes: Vec<u8> = data.iter().flat_map(|v| v.to_le_bytes()).collect();
-        tinycats_data::hashing::write_atomic(&dir.join("targets.f32"), &bytes)?;
+        crate::features::write_f32(&dir.join("targets.f32"), &data)?;
         tinycats_data::hashing::write_atomic(&dir.join("meta.json"), &serde_json::to_vec(&TargetsMeta { key, grid, idx: idx.to_vec() })?)?;
         Ok(Targets { grid, pos, data })
     }

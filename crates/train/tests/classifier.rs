@@ -1,16 +1,13 @@
 //! The classifier engine end to end on a small generated dataset: features cached, loss falls,
 //! checkpoints written and reloadable, metrics consistent, the sink isolation holds.
 
-use std::path::PathBuf;
 use tinycats_data::fixtures::{write_fixture, FixtureSpec};
 use tinycats_data::prepare::{prepare, PrepareOptions};
 use tinycats_train::config::ClassifierConfig;
 use tinycats_train::sink::{EpochEvent, Sink, Sinks};
 
-fn weights() -> Option<PathBuf> {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../data/weights/efficientnet-lite0.safetensors");
-    p.is_file().then_some(p)
-}
+mod common;
+use common::lite0_weights as weights;
 
 /// The 12 cat breeds plus one dog breed (`other`), generated and prepared with a 50/25/25 split.
 fn fixture(t: &std::path::Path, dog: &str, per_class: usize, size: u32, seed: u64) -> tinycats_data::prepare::PrepareSummary {

@@ -10,6 +10,9 @@ use tinycats_models::Cpu;
 use tinycats_train::generator::{self, GenOptions, GeneratorConfig, SampleOptions, Solver};
 use tinycats_train::sink::Sinks;
 
+mod common;
+use common::lite0_weights;
+
 /// A 16-px cache with all cat breeds and one dog breed (`other`, which the generator leaves out).
 fn tiny_cache(dir: &Path, per_class: usize, split: [f64; 3]) -> PathBuf {
     let mut b: Vec<String> = tinycats_data::labels::CAT_BREEDS.iter().map(|s| s.to_string()).collect();
@@ -168,11 +171,6 @@ fn tiny_model_overfits_two_images_and_sampling_is_seeded() {
     assert_eq!(a, b);
     assert_eq!(previews, 20);
     assert_ne!(c1, c2, "different seeds gave identical images");
-}
-
-fn lite0_weights() -> Option<PathBuf> {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../data/weights/efficientnet-lite0.safetensors");
-    p.exists().then_some(p)
 }
 
 #[test]
