@@ -13,6 +13,14 @@ use tinycats_train::sink::Sinks;
 mod common;
 use common::lite0_weights;
 
+/// burn-flex keeps one process-wide RNG and burn initialises weights lazily, so a test drawing
+/// weights while another trains between its seed and its first forward changes that run. The
+/// resume tests compare two runs bit for bit; every test here takes this lock so none interleave.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// A 16-px cache with all cat breeds and one dog breed (`other`, which the generator leaves out).
 fn tiny_cache(dir: &Path, per_class: usize, split: [f64; 3]) -> PathBuf {
     let mut b: Vec<String> = tinycats_data::labels::CAT_BREEDS.iter().map(|s| s.to_string()).collect();
@@ -42,6 +50,7 @@ fn tiny_cfg(cache: &Path, extra: &[&str]) -> GeneratorConfig {
 
 #[test]
 fn patchify_then_unpatchify_is_identity_and_tokens_map_to_their_patch() {
+    let _serial = serial();
     let cfg = DitConfig::preset("tiny", 2).unwrap();
     let dev = Default::default();
     let m = Dit::<Cpu>::new(cfg, &dev);
@@ -62,6 +71,7 @@ fn patchify_then_unpatchify_is_identity_and_tokens_map_to_their_patch() {
 
 #[test]
 fn class_rows_start_as_large_as_a_trained_timestep_embedding() {
+    let _serial = serial();
     // Guards the failure where every breed painted the same image: the timestep MLP's output grows
     // to a norm of 20–60 in a few thousand steps (small preset, hidden 192) while Adam barely moves
     // the class rows, so the rows must start near √hidden ≈ 14, not at DiT's 0.02·√hidden ≈ 0.3.
@@ -87,6 +97,7 @@ fn class_rows_start_as_large_as_a_trained_timestep_embedding() {
 
 #[test]
 fn fresh_model_outputs_zero_and_target_is_never_zero() {
+    let _serial = serial();
     let cfg = DitConfig::preset("tiny", 2).unwrap();
     let dev = Default::default();
     let m = Dit::<Cpu>::new(cfg, &dev);
@@ -108,6 +119,7 @@ fn fresh_model_outputs_zero_and_target_is_never_zero() {
 
 #[test]
 fn loss_falls_ema_differs_and_resume_is_exact() {
+    let _serial = serial();
     let t = tempfile::tempdir().unwrap();
     let cache = tiny_cache(t.path(), 8, [0.75, 0.25, 0.0]);
     let cfg = tiny_cfg(&cache, &["train.steps=60", "ema.decay=0.9"]);
@@ -144,6 +156,7 @@ fn psnr(a: &[u8], b: &[u8]) -> f64 {
 
 #[test]
 fn tiny_model_overfits_two_images_and_sampling_is_seeded() {
+    let _serial = serial();
     let t = tempfile::tempdir().unwrap();
     // One training image per class: the conditional model must reproduce each.
     let cache = tiny_cache(t.path(), 1, [1.0, 0.0, 0.0]);
@@ -175,6 +188,7 @@ fn tiny_model_overfits_two_images_and_sampling_is_seeded() {
 
 #[test]
 fn repa_aligns_tokens_and_resume_is_exact() {
+    let _serial = serial();
     let Some(wt) = lite0_weights() else {
         eprintln!("SKIPPED repa_aligns_tokens_and_resume_is_exact: run scripts/setup.sh for the EfficientNet-Lite0 weights");
         return;
@@ -216,6 +230,7 @@ fn repa_aligns_tokens_and_resume_is_exact() {
 
 #[test]
 fn repa_targets_are_lite0_features_per_token_and_view() {
+    let _serial = serial();
     let Some(wt) = lite0_weights() else {
         eprintln!("SKIPPED repa_targets_are_lite0_features_per_token_and_view: run scripts/setup.sh for the EfficientNet-Lite0 weights");
         return;
@@ -266,6 +281,7 @@ fn repa_targets_are_lite0_features_per_token_and_view() {
 
 #[test]
 fn config_errors_name_the_key() {
+    let _serial = serial();
     for (set, key) in [
         ("objective.target=\"noise\"", "objective.target"),
         ("model.preset=\"huge\"", "model.preset"),
