@@ -1,0 +1,462 @@
+//! Direct f32 backward kernels for the two convolution shapes of an
+//! inverted-residual (MobileNet / EfficientNet) block: pointwise (1x1) and
+//! depthwise. tinycats addition to burn-flex 0.21.0 (see vendor/README.md).
+//!
+//! burn-backend's generic `conv2d_weight_backward` swaps the batch and channel
+//! axes and runs a forward convolution whose "images" are input channels. For
+//! a 1x1 conv that is one skinny GEMM per input channel, each re-packing the
+//! whole gradient; for a depthwise conv it loops over every group with a
+//! slice, a convolution and a slice-assign. Here the 1x1 weight gradient is
+//! one accumulated GEMM over the batch (K = height x width per image) and the
+//! depthwise gradients are plain loops over each (image, channel) plane.
+//! Anything else (other dtypes, groups, kernel shapes) returns `None` and the
+//! caller keeps the generic path.
+
+use alloc::vec;
+use alloc::vec::Vec;
+
+use burn_backend::DType;
+use burn_backend::ops::ConvOptions;
+use burn_std::{Bytes, Shape};
+
+use crate::ops::conv::valid_out_range;
+use crate::{FlexTensor, Layout};
+
+fn dims4(t: &FlexTensor) -> [usize; 4] {
+    let s = t.layout().shape();
+    [s[0], s[1], s[2], s[3]]
+}
+
+fn f32_tensor(data: Vec<f32>, shape: [usize; 4]) -> FlexTensor {
+    FlexTensor::new(
+        Bytes::from_elems(data),
+        Layout::contiguous(Shape::from(shape.to_vec())),
+        DType::F32,
+    )
+}
+
+fn is_pointwise(w: [usize; 4], options: &ConvOptions<2>) -> bool {
+    options.groups == 1
+        && w[2] == 1
+        && w[3] == 1
+        && options.stride == [1, 1]
+        && options.padding == [0, 0]
+        && options.dilation == [1, 1]
+}
+
+fn is_depthwise(x: [usize; 4], w: [usize; 4], options: &ConvOptions<2>) -> bool {
+    options.groups == x[1] && w[0] == x[1] && w[1] == 1
+}
+
+/// Weight gradient of a 2-D convolution, when the shape has a direct kernel.
+pub(crate) fn conv2d_weight_backward_f32(
+    x: &FlexTensor,
+    weight: &FlexTensor,
+    output_grad: &FlexTensor,
+    options: &ConvOptions<2>,
+) -> Option<FlexTensor> {
+    if x.dtype() != DType::F32 || output_grad.dtype() != DType::F32 {
+        return None;
+    }
+    let (xs, ws, gs) = (dims4(x), dims4(weight), dims4(output_grad));
+    if is_pointwise(ws, options) {
+        return Some(pointwise_weight_grad(x, output_grad, xs, gs));
+    }
+    if is_depthwise(xs, ws, options) {
+        return Some(depthwise_weight_grad(x, output_grad, xs, ws, gs, options));
+    }
+    None
+}
+
+/// Input gradient of a 2-D convolution, when the shape has a direct kernel.
+pub(crate) fn conv2d_x_backward_f32(
+    x: &FlexTensor,
+    weight: &FlexTensor,
+    output_grad: &FlexTensor,
+    options: &ConvOptions<2>,
+) -> Option<FlexTensor> {
+    if x.dtype() != DType::F32 || output_grad.dtype() != DType::F32 || weight.dtype() != DType::F32
+    {
+        return None;
+    }
+    let (xs, ws, gs) = (dims4(x), dims4(weight), dims4(output_grad));
+    if is_depthwise(xs, ws, options) {
+        return Some(depthwise_x_grad(weight, output_grad, xs, ws, gs, options));
+    }
+    None
+}
+
+/// Bias gradient: the per-channel sum of the output gradient, read in place.
+pub(crate) fn conv2d_bias_backward_f32(output_grad: &FlexTensor) -> Option<FlexTensor> {
+    if output_grad.dtype() != DType::F32 {
+        return None;
+    }
+    let [n, c, h, w] = dims4(output_grad);
+    let g = output_grad.to_contiguous();
+    let gd: &[f32] = g.storage();
+    let plane = h * w;
+    let mut out = vec![0f32; c];
+    for b in 0..n {
+        for (ch, o) in out.iter_mut().enumerate() {
+            let base = (b * c + ch) * plane;
+            *o += gd[base..base + plane].iter().sum::<f32>();
+        }
+    }
+    Some(FlexTensor::new(
+        Bytes::from_elems(out),
+        Layout::contiguous(Shape::from(vec![c])),
+        DType::F32,
+    ))
+}
+
+/// dW[co, ci] = sum over images b of G_b[co, :] · X_b[ci, :] (each [C, H·W]).
+/// Each worker accumulates a run of images into its own buffer with gemm's
+/// read-dst mode; the buffers are summed at the end.
+fn pointwise_weight_grad(
+    x: &FlexTensor,
+    output_grad: &FlexTensor,
+    xs: [usize; 4],
+    gs: [usize; 4],
+) -> FlexTensor {
+    let x = x.to_contiguous();
+    let g = output_grad.to_contiguous();
+    let xd: &[f32] = x.storage();
+    let gd: &[f32] = g.storage();
+    let (batch, ci, co) = (xs[0], xs[1], gs[1]);
+    let spatial = xs[2] * xs[3];
+    let size = co * ci;
+
+    let accumulate = |images: core::ops::Range<usize>| -> Vec<f32> {
+        let mut dst = vec![0f32; size];
+        for (i, b) in images.enumerate() {
+            // SAFETY: the pointers cover [co, spatial] and [ci, spatial] blocks of
+            // contiguous buffers and dst is [co, ci]; the strides below stay inside.
+            unsafe {
+                gemm::gemm(
+                    co,
+                    ci,
+                    spatial,
+                    dst.as_mut_ptr(),
+                    1,
+                    ci as isize,
+                    i > 0, // accumulate after the first image
+                    gd.as_ptr().add(b * co * spatial),
+                    1,
+                    spatial as isize,
+                    xd.as_ptr().add(b * ci * spatial),
+                    spatial as isize, // rhs[k = p, n = c] = X[c, p]
+                    1,
+                    1.0f32,
+                    1.0f32,
+                    false,
+                    false,
+                    false,
+                    gemm::Parallelism::None,
+                );
+            }
+        }
+        dst
+    };
+
+    #[cfg(feature = "rayon")]
+    let dst = {
+        use rayon::prelude::*;
+        let workers = rayon::current_num_threads().clamp(1, batch.max(1));
+        let per = batch.div_ceil(workers);
+        let parts: Vec<Vec<f32>> = (0..workers)
+            .into_par_iter()
+            .map(|w| accumulate(w * per..((w + 1) * per).min(batch)))
+            .collect();
+        let mut parts = parts.into_iter();
+        let mut dst = parts.next().unwrap_or_else(|| vec![0f32; size]);
+        for p in parts {
+            for (d, v) in dst.iter_mut().zip(p) {
+                *d += v;
+            }
+        }
+        dst
+    };
+    #[cfg(not(feature = "rayon"))]
+    let dst = accumulate(0..batch);
+
+    f32_tensor(dst, [co, ci, 1, 1])
+}
+
+/// dW[c, i, j] = sum over b, oh, ow of G[b, c, oh, ow] · X[b, c, oh·s + i·d − p, ow·s + j·d − p].
+fn depthwise_weight_grad(
+    x: &FlexTensor,
+    output_grad: &FlexTensor,
+    xs: [usize; 4],
+    ws: [usize; 4],
+    gs: [usize; 4],
+    options: &ConvOptions<2>,
+) -> FlexTensor {
+    let x = x.to_contiguous();
+    let g = output_grad.to_contiguous();
+    let xd: &[f32] = x.storage();
+    let gd: &[f32] = g.storage();
+    let [batch, channels, in_h, in_w] = xs;
+    let [_, _, kh, kw] = ws;
+    let [_, _, out_h, out_w] = gs;
+    let [sh, sw] = options.stride;
+    let [ph, pw] = options.padding;
+    let [dh, dw] = options.dilation;
+    let rows: Vec<(usize, usize)> =
+        (0..kh).map(|i| valid_out_range(i, dh, ph, sh, in_h, out_h)).collect();
+    let cols: Vec<(usize, usize)> =
+        (0..kw).map(|j| valid_out_range(j, dw, pw, sw, in_w, out_w)).collect();
+
+    let channel = |c: usize, wk: &mut [f32]| {
+        for b in 0..batch {
+            let xp = &xd[(b * channels + c) * in_h * in_w..][..in_h * in_w];
+            let gp = &gd[(b * channels + c) * out_h * out_w..][..out_h * out_w];
+            for i in 0..kh {
+                let (r0, r1) = rows[i];
+                for j in 0..kw {
+                    let (c0, c1) = cols[j];
+                    let mut acc = 0f32;
+                    for oh in r0..r1 {
+                        let ih = oh * sh + i * dh - ph;
+                        let grow = &gp[oh * out_w..][..out_w];
+                        let xrow = &xp[ih * in_w..][..in_w];
+                        if sw == 1 {
+                            let x0 = c0 + j * dw - pw;
+                            acc += grow[c0..c1]
+                                .iter()
+                                .zip(&xrow[x0..x0 + (c1 - c0)])
+                                .map(|(a, b)| a * b)
+                                .sum::<f32>();
+                        } else {
+                            for ow in c0..c1 {
+                                acc += grow[ow] * xrow[ow * sw + j * dw - pw];
+                            }
+                        }
+                    }
+                    wk[i * kw + j] += acc;
+                }
+            }
+        }
+    };
+
+    let mut out = vec![0f32; channels * kh * kw];
+    #[cfg(feature = "rayon")]
+    {
+        use rayon::prelude::*;
+        out.par_chunks_mut(kh * kw)
+            .enumerate()
+            .for_each(|(c, wk)| channel(c, wk));
+    }
+    #[cfg(not(feature = "rayon"))]
+    for (c, wk) in out.chunks_mut(kh * kw).enumerate() {
+        channel(c, wk);
+    }
+    f32_tensor(out, [channels, 1, kh, kw])
+}
+
+/// dX[b, c, ih, iw] = sum of G[b, c, oh, ow] · W[c, i, j] over the taps that read (ih, iw).
+fn depthwise_x_grad(
+    weight: &FlexTensor,
+    output_grad: &FlexTensor,
+    xs: [usize; 4],
+    ws: [usize; 4],
+    gs: [usize; 4],
+    options: &ConvOptions<2>,
+) -> FlexTensor {
+    let w = weight.to_contiguous();
+    let g = output_grad.to_contiguous();
+    let wd: &[f32] = w.storage();
+    let gd: &[f32] = g.storage();
+    let [batch, channels, in_h, in_w] = xs;
+    let [_, _, kh, kw] = ws;
+    let [_, _, out_h, out_w] = gs;
+    let [sh, sw] = options.stride;
+    let [ph, pw] = options.padding;
+    let [dh, dw] = options.dilation;
+    let rows: Vec<(usize, usize)> =
+        (0..kh).map(|i| valid_out_range(i, dh, ph, sh, in_h, out_h)).collect();
+    let cols: Vec<(usize, usize)> =
+        (0..kw).map(|j| valid_out_range(j, dw, pw, sw, in_w, out_w)).collect();
+
+    let plane = |bc: usize, xp: &mut [f32]| {
+        let c = bc % channels;
+        let gp = &gd[bc * out_h * out_w..][..out_h * out_w];
+        let wk = &wd[c * kh * kw..][..kh * kw];
+        for i in 0..kh {
+            let (r0, r1) = rows[i];
+            for j in 0..kw {
+                let (c0, c1) = cols[j];
+                let wv = wk[i * kw + j];
+                for oh in r0..r1 {
+                    let ih = oh * sh + i * dh - ph;
+                    let grow = &gp[oh * out_w..][..out_w];
+                    let xrow = &mut xp[ih * in_w..][..in_w];
+                    if sw == 1 {
+                        let x0 = c0 + j * dw - pw;
+                        for (xv, gv) in xrow[x0..x0 + (c1 - c0)].iter_mut().zip(&grow[c0..c1]) {
+                            *xv += gv * wv;
+                        }
+                    } else {
+                        for ow in c0..c1 {
+                            xrow[ow * sw + j * dw - pw] += grow[ow] * wv;
+                        }
+                    }
+                }
+            }
+        }
+    };
+
+    let mut out = vec![0f32; batch * channels * in_h * in_w];
+    #[cfg(feature = "rayon")]
+    {
+        use rayon::prelude::*;
+        out.par_chunks_mut(in_h * in_w)
+            .enumerate()
+            .for_each(|(bc, xp)| plane(bc, xp));
+    }
+    #[cfg(not(feature = "rayon"))]
+    for (bc, xp) in out.chunks_mut(in_h * in_w).enumerate() {
+        plane(bc, xp);
+    }
+    f32_tensor(out, xs)
+}
+
+// ----------------------------------------------------------------------------
+// The generic paths, copied from burn-backend 0.21.0 (`ops/modules/conv.rs`,
+// crate-private there), for every shape the direct kernels above do not take.
+// ----------------------------------------------------------------------------
+
+pub(crate) mod generic {
+    use burn_backend::TensorMetadata;
+    use burn_backend::ops::conv::calculate_padding_out;
+    use burn_backend::ops::{ConvOptions, ConvTransposeOptions, FloatTensorOps, ModuleOps};
+    use burn_std::{Shape, Slice};
+
+    use crate::{Flex, FlexTensor};
+
+    pub(crate) fn conv2d_x_backward(
+        x: FlexTensor,
+        weight: FlexTensor,
+        output_grad: FlexTensor,
+        options: ConvOptions<2>,
+    ) -> FlexTensor {
+        let [_, _, height_in, width_in] = x.shape().dims();
+        let [_, _, height_out, width_out] = output_grad.shape().dims();
+        let [_, _, k1, k2] = weight.shape().dims();
+        let pad_1 = calculate_padding_out(
+            k1,
+            options.stride[0],
+            options.padding[0],
+            options.dilation[0],
+            height_in,
+            height_out,
+        );
+        let pad_2 = calculate_padding_out(
+            k2,
+            options.stride[1],
+            options.padding[1],
+            options.dilation[1],
+            width_in,
+            width_out,
+        );
+        Flex::conv_transpose2d(
+            output_grad,
+            weight,
+            None,
+            ConvTransposeOptions::new(
+                options.stride,
+                options.padding,
+                [pad_1, pad_2],
+                options.dilation,
+                options.groups,
+            ),
+        )
+    }
+
+    pub(crate) fn conv2d_weight_backward(
+        x: FlexTensor,
+        weight: FlexTensor,
+        output_grad: FlexTensor,
+        options: ConvOptions<2>,
+    ) -> FlexTensor {
+        let weight_shape = weight.shape();
+        if options.groups == 1 {
+            let x_swapped = Flex::float_swap_dims(x, 0, 1);
+            let grad_swapped = Flex::float_swap_dims(output_grad, 0, 1);
+            let swapped = Flex::conv2d(
+                x_swapped,
+                grad_swapped,
+                None,
+                ConvOptions::new(options.dilation, options.padding, options.stride, 1),
+            );
+            let mut weight_grad = Flex::float_swap_dims(swapped, 0, 1);
+            if weight_grad.shape() != weight_shape {
+                let slices: alloc::vec::Vec<Slice> =
+                    (0..4).map(|d| Slice::from(0..weight_shape[d])).collect();
+                weight_grad = Flex::float_slice(weight_grad, &slices);
+            }
+            return weight_grad;
+        }
+        let [channels_out, increment_ci, k1, k2] = weight_shape.dims();
+        let increment_co = channels_out / options.groups;
+        let mut weight_grad =
+            Flex::float_zeros(weight_shape, &Default::default(), weight.dtype().into());
+        let x_swapped = Flex::float_swap_dims(x, 0, 1);
+        let grad_swapped = Flex::float_swap_dims(output_grad, 0, 1);
+        for g in 0..options.groups {
+            let xg = Flex::float_slice(
+                x_swapped.clone(),
+                &[Slice::from(g * increment_ci..(g + 1) * increment_ci)],
+            );
+            let gg = Flex::float_slice(
+                grad_swapped.clone(),
+                &[Slice::from(g * increment_co..(g + 1) * increment_co)],
+            );
+            let mut tmp = Flex::conv2d(
+                xg,
+                gg,
+                None,
+                ConvOptions::new(options.dilation, options.padding, options.stride, 1),
+            );
+            tmp = Flex::float_swap_dims(tmp, 0, 1);
+            let [_, _, t1, t2] = tmp.shape().dims();
+            if t1 != k1 || t2 != k2 {
+                tmp = Flex::float_slice(
+                    tmp,
+                    &[
+                        Slice::from(0..increment_co),
+                        Slice::from(0..increment_ci),
+                        Slice::from(0..k1),
+                        Slice::from(0..k2),
+                    ],
+                );
+            }
+            weight_grad = Flex::float_slice_assign(
+                weight_grad,
+                &[
+                    Slice::from(g * increment_co..(g + 1) * increment_co),
+                    Slice::from(0..increment_ci),
+                    Slice::from(0..k1),
+                    Slice::from(0..k2),
+                ],
+                tmp,
+            );
+        }
+        weight_grad
+    }
+
+    pub(crate) fn conv2d_bias_backward(
+        x: FlexTensor,
+        bias: FlexTensor,
+        output_grad: FlexTensor,
+    ) -> FlexTensor {
+        let [batch_size, _, _, _] = x.shape().dims();
+        let [_, channels_out, height_out, width_out] = output_grad.shape().dims();
+        let grad = Flex::float_swap_dims(output_grad, 0, 1);
+        let grad = Flex::float_reshape(
+            grad,
+            Shape::new([channels_out, batch_size * height_out * width_out]),
+        );
+        let grad = Flex::float_sum_dim(grad, 1);
+        Flex::float_reshape(grad, bias.shape())
+    }
+}
