@@ -24,10 +24,13 @@ impl StoreSink {
     pub fn start(path: &Path, kind: &str, run_dir: &Path, config: &serde_json::Value, git_commit: &str, data_hash: Option<&str>) -> Result<StoreSink> {
         let mut store = Store::open(path)?;
         let name = run_dir.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_else(|| "run".into());
-        let name = match store.find_run(&name) {
-            Ok(_) => format!("{name}-{}", tinycats_track::now() as u64),
-            Err(_) => name,
-        };
+        // Run folders repeat (a resumed run, the same folder name elsewhere): take the first free
+        // `name`, `name-2`, `name-3`, ... A per-second timestamp collided when a run was killed and
+        // resumed within one second.
+        let name = (1..)
+            .map(|k| if k == 1 { name.clone() } else { format!("{name}-{k}") })
+            .find(|n| store.find_run(n).is_err())
+            .expect("an unbounded range always yields a free name");
         let run = store.create_run("default", &name, kind, config, Some(git_commit), data_hash, Some(run_dir))?;
         Ok(StoreSink { store, run })
     }
@@ -268,4 +271,25 @@ pub fn run(cmd: RunsCmd) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A run killed and resumed within one second registers twice under its folder's name: the
+    /// second registration must get a new name, not fail on the store's unique constraint.
+    #[test]
+    fn registering_the_same_run_folder_again_gets_a_fresh_name() {
+        let t = tempfile::tempdir().unwrap();
+        let db = t.path().join("store.db");
+        let dir = t.path().join("killed");
+        let names: Vec<String> = (0..3)
+            .map(|_| {
+                let s = StoreSink::start(&db, "classifier", &dir, &serde_json::json!({}), "abc", None).unwrap();
+                s.store.find_run(&s.run.to_string()).unwrap().name
+            })
+            .collect();
+        assert_eq!(names, ["killed", "killed-2", "killed-3"]);
+    }
 }
