@@ -194,9 +194,12 @@ fn sigkill_then_resume_matches_uninterrupted() {
         "train.batch_size=8".to_string(),
         "model.dropout=0.3".to_string(),
     ];
+    // The run store stays in the temp folder like the other tests' (the default, runs/tinycats.db
+    // under the working directory, would land in the source tree).
+    let store = t.path().join("store.db");
     let train = |run: &Path, extra: &[&str]| -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_tinycats"));
-        c.args(["train", "classifier", "--run-dir", &s(run)]);
+        c.args(["train", "classifier", "--run-dir", &s(run), "--store", &s(&store)]);
         if !extra.contains(&"--resume") {
             for kv in &sets {
                 c.args(["--set", kv]);
