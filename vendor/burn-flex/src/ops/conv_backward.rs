@@ -182,6 +182,35 @@ fn pointwise_weight_grad(
     f32_tensor(dst, [co, ci, 1, 1])
 }
 
+/// Shapes and the valid output range of every kernel tap of a depthwise convolution, shared by
+/// its two gradient kernels.
+struct Depthwise {
+    batch: usize,
+    channels: usize,
+    in_h: usize,
+    in_w: usize,
+    kh: usize,
+    kw: usize,
+    out_h: usize,
+    out_w: usize,
+    /// For kernel row i: the output rows whose input row is inside the image.
+    rows: Vec<(usize, usize)>,
+    /// For kernel column j: the output columns whose input column is inside the image.
+    cols: Vec<(usize, usize)>,
+}
+
+impl Depthwise {
+    fn new(xs: [usize; 4], ws: [usize; 4], gs: [usize; 4], options: &ConvOptions<2>) -> Self {
+        let [batch, channels, in_h, in_w] = xs;
+        let [_, _, kh, kw] = ws;
+        let [_, _, out_h, out_w] = gs;
+        let (s, p, d) = (options.stride, options.padding, options.dilation);
+        let rows = (0..kh).map(|i| valid_out_range(i, d[0], p[0], s[0], in_h, out_h)).collect();
+        let cols = (0..kw).map(|j| valid_out_range(j, d[1], p[1], s[1], in_w, out_w)).collect();
+        Self { batch, channels, in_h, in_w, kh, kw, out_h, out_w, rows, cols }
+    }
+}
+
 /// dW[c, i, j] = sum over b, oh, ow of G[b, c, oh, ow] · X[b, c, oh·s + i·d − p, ow·s + j·d − p].
 fn depthwise_weight_grad(
     x: &FlexTensor,
@@ -195,16 +224,9 @@ fn depthwise_weight_grad(
     let g = output_grad.to_contiguous();
     let xd: &[f32] = x.storage();
     let gd: &[f32] = g.storage();
-    let [batch, channels, in_h, in_w] = xs;
-    let [_, _, kh, kw] = ws;
-    let [_, _, out_h, out_w] = gs;
-    let [sh, sw] = options.stride;
-    let [ph, pw] = options.padding;
-    let [dh, dw] = options.dilation;
-    let rows: Vec<(usize, usize)> =
-        (0..kh).map(|i| valid_out_range(i, dh, ph, sh, in_h, out_h)).collect();
-    let cols: Vec<(usize, usize)> =
-        (0..kw).map(|j| valid_out_range(j, dw, pw, sw, in_w, out_w)).collect();
+    let Depthwise { batch, channels, in_h, in_w, kh, kw, out_h, out_w, rows, cols } =
+        Depthwise::new(xs, ws, gs, options);
+    let ([sh, sw], [ph, pw], [dh, dw]) = (options.stride, options.padding, options.dilation);
 
     let channel = |c: usize, wk: &mut [f32]| {
         for b in 0..batch {
@@ -266,16 +288,9 @@ fn depthwise_x_grad(
     let g = output_grad.to_contiguous();
     let wd: &[f32] = w.storage();
     let gd: &[f32] = g.storage();
-    let [batch, channels, in_h, in_w] = xs;
-    let [_, _, kh, kw] = ws;
-    let [_, _, out_h, out_w] = gs;
-    let [sh, sw] = options.stride;
-    let [ph, pw] = options.padding;
-    let [dh, dw] = options.dilation;
-    let rows: Vec<(usize, usize)> =
-        (0..kh).map(|i| valid_out_range(i, dh, ph, sh, in_h, out_h)).collect();
-    let cols: Vec<(usize, usize)> =
-        (0..kw).map(|j| valid_out_range(j, dw, pw, sw, in_w, out_w)).collect();
+    let Depthwise { batch, channels, in_h, in_w, kh, kw, out_h, out_w, rows, cols } =
+        Depthwise::new(xs, ws, gs, options);
+    let ([sh, sw], [ph, pw], [dh, dw]) = (options.stride, options.padding, options.dilation);
 
     let plane = |bc: usize, xp: &mut [f32]| {
         let c = bc % channels;
