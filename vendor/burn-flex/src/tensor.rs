@@ -252,7 +252,16 @@ impl FlexTensor {
     pub fn empty(shape: Shape, dtype: DType) -> Self {
         let num_elements = shape.num_elements();
         let elem_size = dtype_size(dtype);
-        let bytes = Bytes::from_bytes_vec(alloc::vec![0u8; num_elements * elem_size]);
+        // tinycats: allocate whole elements of the dtype's size. `from_bytes_vec`
+        // records a u8 buffer as 1-byte aligned and then always copies it into a
+        // 16-byte-aligned one, so every new tensor was allocated and written twice.
+        // Element-sized words give the alignment `storage::<E>()` needs, no copy.
+        let bytes = match elem_size {
+            8 => Bytes::from_elems(alloc::vec![0u64; num_elements]),
+            4 => Bytes::from_elems(alloc::vec![0u32; num_elements]),
+            2 => Bytes::from_elems(alloc::vec![0u16; num_elements]),
+            _ => Bytes::from_bytes_vec(alloc::vec![0u8; num_elements * elem_size]),
+        };
         let layout = Layout::contiguous(shape);
         Self {
             data: Arc::new(bytes),

@@ -97,6 +97,7 @@ pub mod comparison;
 #[macro_use]
 mod conv_common;
 mod conv_backward;
+mod linear;
 pub mod conv;
 pub mod conv_transpose;
 pub mod cumulative;

@@ -73,6 +73,40 @@ impl ModuleOps<Flex> for Flex {
         }
     }
 
+    // tinycats: linear layers fold every leading index into one GEMM
+    // (linear.rs); other dtypes take burn-backend's generic path.
+    fn linear(
+        x: FloatTensor<Flex>,
+        weight: FloatTensor<Flex>,
+        bias: Option<FloatTensor<Flex>>,
+    ) -> FloatTensor<Flex> {
+        if let Some(y) = super::linear::linear_f32(&x, &weight, bias.as_ref()) {
+            return y;
+        }
+        super::linear::generic::linear(x, weight, bias)
+    }
+
+    fn linear_x_backward(weight: FloatTensor<Flex>, output_grad: FloatTensor<Flex>) -> FloatTensor<Flex> {
+        if let Some(grad) = super::linear::linear_x_backward_f32(&weight, &output_grad) {
+            return grad;
+        }
+        super::linear::generic::linear_x_backward(weight, output_grad)
+    }
+
+    fn linear_weight_backward(x: FloatTensor<Flex>, output_grad: FloatTensor<Flex>) -> FloatTensor<Flex> {
+        if let Some(grad) = super::linear::linear_weight_backward_f32(&x, &output_grad) {
+            return grad;
+        }
+        super::linear::generic::linear_weight_backward(x, output_grad)
+    }
+
+    fn linear_bias_backward(output_grad: FloatTensor<Flex>) -> FloatTensor<Flex> {
+        if let Some(grad) = super::linear::linear_bias_backward_f32(&output_grad) {
+            return grad;
+        }
+        super::linear::generic::linear_bias_backward(output_grad)
+    }
+
     // tinycats: direct kernels for pointwise and depthwise backward passes
     // (conv_backward.rs); every other shape takes burn-backend's generic path.
     fn conv2d_x_backward(
