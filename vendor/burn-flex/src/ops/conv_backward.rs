@@ -27,7 +27,8 @@ fn dims4(t: &FlexTensor) -> [usize; 4] {
     [s[0], s[1], s[2], s[3]]
 }
 
-fn f32_tensor(data: Vec<f32>, shape: [usize; 4]) -> FlexTensor {
+/// A contiguous f32 tensor owning `data` (shared with the linear kernels).
+pub(crate) fn f32_tensor(data: Vec<f32>, shape: &[usize]) -> FlexTensor {
     FlexTensor::new(
         Bytes::from_elems(data),
         Layout::contiguous(Shape::from(shape.to_vec())),
@@ -179,7 +180,7 @@ fn pointwise_weight_grad(
     #[cfg(not(feature = "rayon"))]
     let dst = accumulate(0..batch);
 
-    f32_tensor(dst, [co, ci, 1, 1])
+    f32_tensor(dst, &[co, ci, 1, 1])
 }
 
 /// Shapes and the valid output range of every kernel tap of a depthwise convolution, shared by
@@ -272,7 +273,7 @@ fn depthwise_weight_grad(
     for (c, wk) in out.chunks_mut(kh * kw).enumerate() {
         channel(c, wk);
     }
-    f32_tensor(out, [channels, 1, kh, kw])
+    f32_tensor(out, &[channels, 1, kh, kw])
 }
 
 /// dX[b, c, ih, iw] = sum of G[b, c, oh, ow] · W[c, i, j] over the taps that read (ih, iw).
@@ -332,7 +333,7 @@ fn depthwise_x_grad(
     for (bc, xp) in out.chunks_mut(in_h * in_w).enumerate() {
         plane(bc, xp);
     }
-    f32_tensor(out, xs)
+    f32_tensor(out, &xs)
 }
 
 // ----------------------------------------------------------------------------

@@ -15,34 +15,14 @@ use alloc::vec;
 use alloc::vec::Vec;
 
 use burn_backend::DType;
-use burn_std::{Bytes, Shape};
 
-use crate::{FlexTensor, Layout};
-
-/// Below this many multiply-adds one thread is faster than splitting the GEMM
-/// (the same threshold as burn-flex's matmul).
-const PARALLEL_THRESHOLD: usize = 192 * 192 * 192;
-
-fn parallelism(m: usize, n: usize, k: usize) -> gemm::Parallelism {
-    #[cfg(feature = "rayon")]
-    if m.saturating_mul(n).saturating_mul(k) >= PARALLEL_THRESHOLD {
-        return gemm::Parallelism::Rayon(0);
-    }
-    let _ = (m, n, k);
-    gemm::Parallelism::None
-}
+use crate::FlexTensor;
+use crate::ops::conv_backward::f32_tensor;
+use crate::ops::matmul::get_parallelism;
 
 fn dims(t: &FlexTensor) -> Vec<usize> {
     let s = t.layout().shape();
     (0..s.num_dims()).map(|i| s[i]).collect()
-}
-
-fn f32_tensor(data: Vec<f32>, shape: Vec<usize>) -> FlexTensor {
-    FlexTensor::new(
-        Bytes::from_elems(data),
-        Layout::contiguous(Shape::from(shape)),
-        DType::F32,
-    )
 }
 
 fn all_f32(ts: &[&FlexTensor]) -> bool {
@@ -88,7 +68,7 @@ unsafe fn gemm_f32(
             false,
             false,
             false,
-            parallelism(m, n, k),
+            get_parallelism(m, n, k),
         );
     }
 }
@@ -137,7 +117,7 @@ pub(crate) fn linear_f32(
     }
     let mut shape = xs;
     *shape.last_mut().unwrap() = n;
-    Some(f32_tensor(out, shape))
+    Some(f32_tensor(out, &shape))
 }
 
 /// dx[.., K] = dy[.., N] · Wᵀ.
@@ -166,7 +146,7 @@ pub(crate) fn linear_x_backward_f32(
     }
     let mut shape = gs;
     *shape.last_mut().unwrap() = k;
-    Some(f32_tensor(out, shape))
+    Some(f32_tensor(out, &shape))
 }
 
 /// dW[K, N] = xᵀ · dy, summed over every leading index in the one GEMM.
@@ -194,7 +174,7 @@ pub(crate) fn linear_weight_backward_f32(
             gemm_f32(k, n, m, out.as_mut_ptr(), false, xd.as_ptr(), k as isize, 1, gd.as_ptr(), 1, n as isize);
         }
     }
-    Some(f32_tensor(out, vec![k, n]))
+    Some(f32_tensor(out, &[k, n]))
 }
 
 /// db[N] = the sum of dy over every leading index.
@@ -214,7 +194,7 @@ pub(crate) fn linear_bias_backward_f32(output_grad: &FlexTensor) -> Option<FlexT
             }
         }
     }
-    Some(f32_tensor(out, vec![n]))
+    Some(f32_tensor(out, &[n]))
 }
 
 // ----------------------------------------------------------------------------
