@@ -9,6 +9,7 @@
 use burn::nn::{Embedding, EmbeddingConfig, Initializer, Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::activation::{gelu, silu, softmax};
+use burn::tensor::module::linear;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -177,10 +178,16 @@ impl<B: Backend> Attention<B> {
     pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
         let [b, t, d] = x.dims();
         let hd = d / self.heads;
-        // [B, T, 3·D] → q, k, v as [B, H, T, hd]. Splitting the last dim first makes each copy a
-        // 2-D strided copy (fast in burn-flex) instead of a 5-D scalar walk.
-        let qkv = linear_tokens(&self.qkv, x);
-        let head = |i: usize| qkv.clone().narrow(2, i * d, d).reshape([b, t, self.heads, hd]).swap_dims(1, 2);
+        // q, k, v = x·W_q, x·W_k, x·W_v, the three column blocks of the fused qkv weight, each
+        // as [B, H, T, hd]. Why slice the weight rather than the [B, T, 3·D] output: each
+        // projection comes out contiguous (no copy before the heads split), and the slice's
+        // gradient is weight-sized instead of three activation-sized zero tensors.
+        let x = x.reshape([b * t, d]);
+        let head = |i: usize| {
+            let w = self.qkv.weight.val().narrow(1, i * d, d);
+            let bias = self.qkv.bias.as_ref().map(|bias| bias.val().narrow(0, i * d, d));
+            linear(x.clone(), w, bias).reshape([b, t, self.heads, hd]).swap_dims(1, 2)
+        };
         let (q, k, v) = (head(0), head(1), head(2));
         let att = softmax(q.matmul(k.swap_dims(2, 3)) * (1.0 / (hd as f64).sqrt()), 3);
         let o = att.matmul(v).swap_dims(1, 2).reshape([b, t, d]);

@@ -92,7 +92,8 @@ fn linear_and_its_gradients_match_the_definition() {
 
 #[test]
 fn linear_large_enough_to_split_across_threads_matches_the_definition() {
-    // M·N·K = 256·160·192 is above the threshold where the GEMM runs on every thread.
-    let x = Tensor::<Cpu, 3>::random([4, 64, 192], Distribution::Normal(0.0, 1.0), &Default::default());
+    // M·N·K = 512·160·192 is above the threshold where the GEMM runs on every thread, and the
+    // 512×160 output is above the one where its bias rows are written by every thread.
+    let x = Tensor::<Cpu, 3>::random([8, 64, 192], Distribution::Normal(0.0, 1.0), &Default::default());
     check("rank 3, threaded GEMM", x, 160, true);
 }

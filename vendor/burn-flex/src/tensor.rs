@@ -256,10 +256,11 @@ impl FlexTensor {
         // records a u8 buffer as 1-byte aligned and then always copies it into a
         // 16-byte-aligned one, so every new tensor was allocated and written twice.
         // Element-sized words give the alignment `storage::<E>()` needs, no copy.
+        // Large buffers are zeroed across threads (`ops::par::zeroed`).
         let bytes = match elem_size {
-            8 => Bytes::from_elems(alloc::vec![0u64; num_elements]),
-            4 => Bytes::from_elems(alloc::vec![0u32; num_elements]),
-            2 => Bytes::from_elems(alloc::vec![0u16; num_elements]),
+            8 => Bytes::from_elems(crate::ops::par::zeroed::<u64>(num_elements)),
+            4 => Bytes::from_elems(crate::ops::par::zeroed::<u32>(num_elements)),
+            2 => Bytes::from_elems(crate::ops::par::zeroed::<u16>(num_elements)),
             _ => Bytes::from_bytes_vec(alloc::vec![0u8; num_elements * elem_size]),
         };
         let layout = Layout::contiguous(shape);
@@ -374,6 +375,10 @@ impl FlexTensor {
                     }
                 }
             }
+        } else if shape.len() == 2 && all_positive && strides[1] == 1 {
+            // tinycats patch: rows of a wider buffer (e.g. a `narrow` on the last dim) are
+            // row copies, split across threads.
+            dst = copy_rows_nd(src, offset, shape, strides);
         } else if shape.len() == 2 && all_positive {
             // 2D positive-stride (transpose-like): tile both dims so
             // reads stay in cache. The loop-nesting chooser inside
@@ -386,6 +391,11 @@ impl FlexTensor {
             copy_2d_tiled(
                 &mut dst, src, offset, shape[0], shape[1], strides[0], strides[1],
             );
+        } else if shape.len() >= 3 && all_positive && self.layout.num_dims() <= COLLAPSE_MAX_RANK {
+            // tinycats patch: ND (e.g. attention's [B, H, T, hd] ↔ [B, T, H, hd]) copies whole
+            // innermost rows, split across threads; the release walked every element with
+            // `StridedIter` on one thread (10% of a DiT training step).
+            dst = copy_rows_nd(src, offset, shape, strides);
         } else {
             // General fallback: covers negative strides (flipped
             // tensors) and ND layouts that can't collapse to ≤2D.
@@ -552,6 +562,64 @@ fn collapse_for_copy(shape: &[usize], strides: &[isize]) -> CollapsedLayout {
         }
     }
 
+    out
+}
+
+/// Contiguous copy of an N-D strided view (rank ≥ 1, positive strides), one innermost row at
+/// a time: a `memcpy` per row when the innermost stride is 1. Rows are split across rayon
+/// threads for large tensors (tinycats patch).
+fn copy_rows_nd<E: Copy + Send + Sync>(
+    src: &[E],
+    offset: isize,
+    shape: &[usize],
+    strides: &[isize],
+) -> Vec<E> {
+    let nd = shape.len();
+    let n: usize = shape.iter().product();
+    let inner = shape[nd - 1];
+    let inner_stride = strides[nd - 1];
+    let mut out: Vec<E> = Vec::with_capacity(n);
+    if n == 0 {
+        return out;
+    }
+    let rows_per_task = (16 * 1024 / inner).max(1);
+    crate::ops::par::fill_chunks(
+        &mut out.spare_capacity_mut()[..n],
+        rows_per_task * inner,
+        |start, dst| {
+            // Multi-index of this chunk's first row over the outer dims.
+            let mut idx = [0usize; COLLAPSE_MAX_RANK];
+            let mut rem = start / inner;
+            for d in (0..nd - 1).rev() {
+                idx[d] = rem % shape[d];
+                rem /= shape[d];
+            }
+            for row in dst.chunks_mut(inner) {
+                let base = offset + (0..nd - 1).map(|d| idx[d] as isize * strides[d]).sum::<isize>();
+                if inner_stride == 1 {
+                    let s = &src[base as usize..base as usize + inner];
+                    // SAFETY: `row` has exactly `inner` slots; `s` is a bounds-checked slice of
+                    // the same length; `E: Copy`, so a bitwise copy initialises them.
+                    unsafe {
+                        core::ptr::copy_nonoverlapping(s.as_ptr(), row.as_mut_ptr() as *mut E, inner)
+                    };
+                } else {
+                    for (j, slot) in row.iter_mut().enumerate() {
+                        slot.write(src[(base + j as isize * inner_stride) as usize]);
+                    }
+                }
+                for d in (0..nd - 1).rev() {
+                    idx[d] += 1;
+                    if idx[d] < shape[d] {
+                        break;
+                    }
+                    idx[d] = 0;
+                }
+            }
+        },
+    );
+    // SAFETY: the chunks cover 0..n and every row slot was written above.
+    unsafe { out.set_len(n) };
     out
 }
 

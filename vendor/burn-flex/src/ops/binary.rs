@@ -35,8 +35,8 @@ pub fn binary_op<F32Op, F64Op>(
     simd_hint: Option<BinaryOp>,
 ) -> FlexTensor
 where
-    F32Op: Fn(f32, f32) -> f32 + Copy,
-    F64Op: Fn(f64, f64) -> f64 + Copy,
+    F32Op: Fn(f32, f32) -> f32 + Copy + Sync,
+    F64Op: Fn(f64, f64) -> f64 + Copy + Sync,
 {
     debug_assert_eq!(lhs.dtype(), rhs.dtype(), "binary_op: dtype mismatch");
 
@@ -67,7 +67,7 @@ fn binary_op_f32<Op>(
     simd_hint: Option<BinaryOp>,
 ) -> FlexTensor
 where
-    Op: Fn(f32, f32) -> f32,
+    Op: Fn(f32, f32) -> f32 + Sync,
 {
     // Permuted lhs + broadcast rhs (e.g. `x.permute(...) - mean`):
     // the generic path would walk the permuted lhs with a scalar
@@ -256,7 +256,7 @@ fn apply_broadcast_pattern_f32(
     } else {
         // Copy lhs once, then apply the broadcast in place. The
         // memcpy is cheaper than the StridedIter fallback it replaces.
-        let mut out: Vec<f32> = lhs.storage::<f32>()[..numel].to_vec();
+        let mut out: Vec<f32> = crate::ops::par::map_collect(&lhs.storage::<f32>()[..numel], |x| x);
         run_broadcast_pattern_f32(&mut out, rhs_storage, simd_op, pattern);
         make_tensor(out, lhs.layout().shape().clone(), lhs.dtype())
     }
@@ -318,14 +318,22 @@ fn run_broadcast_pattern_f32(
 #[inline]
 fn per_row_scalar_apply<Op>(dst: &mut [f32], scalars: &[f32], row_len: usize, op: Op)
 where
-    Op: Fn(f32, f32) -> f32,
+    Op: Fn(f32, f32) -> f32 + Sync,
 {
-    for (i, &scalar) in scalars.iter().enumerate() {
-        let start = i * row_len;
-        for x in dst[start..start + row_len].iter_mut() {
-            *x = op(*x, scalar);
-        }
+    // tinycats patch: whole rows per task, split across threads for large tensors.
+    let total = scalars.len() * row_len;
+    if row_len == 0 {
+        return;
     }
+    let rows_per_task = (16 * 1024 / row_len).max(1);
+    crate::ops::par::fill_chunks(&mut dst[..total], rows_per_task * row_len, |start, chunk| {
+        let first = start / row_len;
+        for (row, &scalar) in chunk.chunks_mut(row_len).zip(&scalars[first..]) {
+            for x in row.iter_mut() {
+                *x = op(*x, scalar);
+            }
+        }
+    });
 }
 
 /// Fallback when SIMD is disabled.
@@ -337,7 +345,7 @@ fn binary_op_f32<Op>(
     _simd_hint: Option<BinaryOp>,
 ) -> FlexTensor
 where
-    Op: Fn(f32, f32) -> f32,
+    Op: Fn(f32, f32) -> f32 + Sync,
 {
     binary_op_typed(lhs, rhs, op)
 }
@@ -346,7 +354,7 @@ where
 pub(crate) fn binary_op_typed<E, Op>(mut lhs: FlexTensor, rhs: &FlexTensor, op: Op) -> FlexTensor
 where
     E: Element + bytemuck::Pod,
-    Op: Fn(E, E) -> E,
+    Op: Fn(E, E) -> E + Sync,
 {
     let rhs_storage: &[E] = rhs.storage();
 
@@ -359,9 +367,7 @@ where
     {
         let lhs_storage: &mut [E] = lhs.storage_mut();
         let r_slice = &rhs_storage[r_start..r_end];
-        for (l, &r) in lhs_storage[..l_end].iter_mut().zip(r_slice) {
-            *l = op(*l, r);
-        }
+        crate::ops::par::zip_inplace(&mut lhs_storage[..l_end], r_slice, op);
         return lhs;
     }
 
@@ -378,11 +384,7 @@ where
         (Some((l_start, l_end)), Some((r_start, r_end))) => {
             let l_slice = &lhs_storage[l_start..l_end];
             let r_slice = &rhs_storage[r_start..r_end];
-            l_slice
-                .iter()
-                .zip(r_slice)
-                .map(|(&a, &b)| op(a, b))
-                .collect()
+            crate::ops::par::zip_collect(l_slice, r_slice, &op)
         }
         // Fast path for 2D non-contiguous (common for transpose)
         _ if lhs.layout().num_dims() == 2 => {
@@ -445,8 +447,8 @@ pub fn scalar_op<F32Op, F64Op>(
     f64_op: F64Op,
 ) -> FlexTensor
 where
-    F32Op: Fn(f32, f32) -> f32 + Copy,
-    F64Op: Fn(f64, f64) -> f64 + Copy,
+    F32Op: Fn(f32, f32) -> f32 + Copy + Sync,
+    F64Op: Fn(f64, f64) -> f64 + Copy + Sync,
 {
     let dtype = tensor.dtype();
 
@@ -474,16 +476,14 @@ where
 pub(crate) fn scalar_op_typed<E, Op>(mut tensor: FlexTensor, scalar: E, op: Op) -> FlexTensor
 where
     E: Element + bytemuck::Pod,
-    Op: Fn(E, E) -> E,
+    Op: Fn(E, E) -> E + Sync,
 {
     // In-place fast path: unique, contiguous at offset 0
     if tensor.is_unique()
         && let Some((0, end)) = tensor.layout().contiguous_offsets()
     {
         let storage: &mut [E] = tensor.storage_mut();
-        for x in storage[..end].iter_mut() {
-            *x = op(*x, scalar);
-        }
+        crate::ops::par::map_inplace(&mut storage[..end], |x| op(x, scalar));
         return tensor;
     }
 
@@ -493,7 +493,7 @@ where
     let storage: &[E] = tensor.storage();
 
     let result: Vec<E> = match tensor.layout().contiguous_offsets() {
-        Some((start, end)) => storage[start..end].iter().map(|&x| op(x, scalar)).collect(),
+        Some((start, end)) => crate::ops::par::map_collect(&storage[start..end], |x| op(x, scalar)),
         None => StridedIter::new(tensor.layout())
             .map(|i| op(storage[i], scalar))
             .collect(),
@@ -518,7 +518,7 @@ fn make_tensor<E: bytemuck::Pod + Send + Sync>(
 /// Supports all integer dtypes: I64, I32, I16, I8, U64, U32, U16, U8.
 pub fn int_binary_op<Op>(lhs: FlexTensor, rhs: FlexTensor, op: Op) -> FlexTensor
 where
-    Op: Fn(i64, i64) -> i64 + Copy,
+    Op: Fn(i64, i64) -> i64 + Copy + Sync,
 {
     debug_assert_eq!(lhs.dtype(), rhs.dtype(), "int_binary_op: dtype mismatch");
 
@@ -546,7 +546,7 @@ where
 /// Note: scalar is truncated to target dtype (matches PyTorch).
 pub fn int_scalar_op<Op>(tensor: FlexTensor, scalar: i64, op: Op) -> FlexTensor
 where
-    Op: Fn(i64, i64) -> i64 + Copy,
+    Op: Fn(i64, i64) -> i64 + Copy + Sync,
 {
     let dtype = tensor.dtype();
 

@@ -101,13 +101,16 @@ pub(crate) fn linear_f32(
             if bd.len() != n {
                 return None;
             }
-            let mut out = Vec::with_capacity(m * n);
-            for _ in 0..m {
-                out.extend_from_slice(bd);
+            let mut out = crate::ops::par::zeroed::<f32>(m * n);
+            if n > 0 {
+                let rows_per_task = (16 * 1024 / n).max(1);
+                crate::ops::par::fill_chunks(&mut out, rows_per_task * n, |_, rows| {
+                    rows.chunks_exact_mut(n).for_each(|r| r.copy_from_slice(bd))
+                });
             }
             out
         }
-        None => vec![0f32; m * n],
+        None => crate::ops::par::zeroed::<f32>(m * n),
     };
     if m > 0 && n > 0 && k > 0 {
         // SAFETY: x is [m, k], w is [k, n] and out is [m, n], all row-major.
@@ -136,7 +139,7 @@ pub(crate) fn linear_x_backward_f32(
     let g = output_grad.to_contiguous();
     let wd: &[f32] = w.storage();
     let gd: &[f32] = g.storage();
-    let mut out = vec![0f32; m * k];
+    let mut out = crate::ops::par::zeroed::<f32>(m * k);
     if m > 0 && n > 0 && k > 0 {
         // SAFETY: g is [m, n]; rhs[r, c] = W[c, r] reads the [k, n] weight
         // transposed (column step n, row step 1); out is [m, k].

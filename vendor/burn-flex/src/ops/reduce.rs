@@ -917,6 +917,27 @@ fn reduce_middle_dim_f32(
 ) -> Vec<f32> {
     let out_size = outer_size * inner_size;
 
+    // tinycats patch: large reductions split whole batches across threads (the DiT's sum over
+    // tokens in the backward pass of every per-sample modulation).
+    #[cfg(feature = "simd")]
+    if outer_size > 1 && crate::ops::par::worth_splitting(outer_size * dim_size * inner_size) {
+        let mut result = vec![0.0f32; out_size];
+        let batches_per_task = (16 * 1024 / (dim_size * inner_size).max(1)).max(1);
+        crate::ops::par::fill_chunks(&mut result, batches_per_task * inner_size, |start, chunk| {
+            let first = start / inner_size;
+            kernels::scatter_add_batched(
+                &data[start_offset + first * outer_stride as usize..],
+                chunk,
+                chunk.len() / inner_size,
+                dim_size,
+                inner_size,
+                outer_stride as usize,
+                dim_stride as usize,
+            );
+        });
+        return result;
+    }
+
     #[cfg(feature = "simd")]
     {
         // Use aligned allocation for optimal SIMD scatter-add

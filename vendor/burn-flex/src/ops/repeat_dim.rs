@@ -28,27 +28,38 @@ pub fn repeat_dim(tensor: FlexTensor, dim: usize, times: usize) -> FlexTensor {
     new_dims[dim] *= times;
     let new_shape = Shape::from(new_dims);
 
-    let src: &[u8] = tensor.bytes();
-    let n = new_shape.num_elements() * elem_size;
-    let mut dst: Vec<u8> = Vec::with_capacity(n);
-
     let inner: usize = shape.iter().skip(dim + 1).product();
-    let dim_size = shape[dim];
-    let chunk_bytes = dim_size * inner * elem_size;
-    let outer: usize = shape.iter().take(dim).product();
+    let block = shape[dim] * inner; // elements copied `times` times per outer index
+    let src: &[u8] = tensor.bytes();
+    // tinycats patch: copy in words of the element size, split across threads. The release
+    // built a `Vec<u8>`, which `Bytes` then copies once more to align it, on one thread.
+    let bytes = match elem_size {
+        8 => Bytes::from_elems(repeat_words::<u64>(bytemuck::cast_slice(src), block, times)),
+        4 => Bytes::from_elems(repeat_words::<u32>(bytemuck::cast_slice(src), block, times)),
+        2 => Bytes::from_elems(repeat_words::<u16>(bytemuck::cast_slice(src), block, times)),
+        _ => Bytes::from_bytes_vec(repeat_words::<u8>(&src[..shape.num_elements() * elem_size], block * elem_size, times)),
+    };
+    FlexTensor::new(bytes, Layout::contiguous(new_shape), dtype)
+}
 
-    for o in 0..outer {
-        let start = o * chunk_bytes;
-        let end = start + chunk_bytes;
-        for _t in 0..times {
-            dst.extend_from_slice(&src[start..end]);
-        }
+/// `src` is a sequence of blocks of `block` words; each block is written `times` times in a
+/// row. Tasks cover whole blocks, split across threads for large outputs.
+fn repeat_words<W: bytemuck::Pod + Send + Sync>(src: &[W], block: usize, times: usize) -> Vec<W> {
+    let n = src.len() * times;
+    let mut out: Vec<W> = Vec::with_capacity(n);
+    if n == 0 || block == 0 {
+        return out;
     }
-
-    debug_assert_eq!(dst.len(), n);
-    FlexTensor::new(
-        Bytes::from_bytes_vec(dst),
-        Layout::contiguous(new_shape),
-        dtype,
-    )
+    let blocks_per_task = (16 * 1024 / block).max(1);
+    crate::ops::par::fill_chunks(&mut out.spare_capacity_mut()[..n], blocks_per_task * block, |start, dst| {
+        for (i, b) in dst.chunks_mut(block).enumerate() {
+            let o = (start / block + i) / times;
+            let s = &src[o * block..(o + 1) * block];
+            // SAFETY: `b` has `block` slots and `s` is a bounds-checked slice of that length.
+            unsafe { core::ptr::copy_nonoverlapping(s.as_ptr(), b.as_mut_ptr() as *mut W, block) };
+        }
+    });
+    // SAFETY: the tasks cover 0..n and every block slot was written above.
+    unsafe { out.set_len(n) };
+    out
 }

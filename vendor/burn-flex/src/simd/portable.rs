@@ -11,7 +11,7 @@ use rayon::prelude::*;
 /// Threshold for parallel execution (elements).
 /// For memory-bound operations, parallelism helps when data exceeds L3 cache.
 #[cfg(feature = "rayon")]
-const PARALLEL_THRESHOLD: usize = 4 * 1024 * 1024;
+const PARALLEL_THRESHOLD: usize = crate::ops::par::PAR_MIN_ELEMS; // tinycats patch: was 4 Mi (see ops/par.rs)
 
 #[cfg(feature = "rayon")]
 const CHUNK_SIZE: usize = 4096;
