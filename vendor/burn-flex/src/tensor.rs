@@ -288,7 +288,16 @@ impl FlexTensor {
             "filled_typed: dtype size mismatch"
         );
         let n = shape.num_elements();
-        let data = alloc::vec![value; n];
+        // tinycats patch: large fills are written by every thread.
+        let data = if crate::ops::par::worth_splitting(n) {
+            crate::ops::par::fill_new(n, |_, c: &mut [core::mem::MaybeUninit<E>]| {
+                c.iter_mut().for_each(|v| {
+                    v.write(value);
+                })
+            })
+        } else {
+            alloc::vec![value; n]
+        };
         let bytes = Bytes::from_elems(data);
         Self {
             data: Arc::new(bytes),

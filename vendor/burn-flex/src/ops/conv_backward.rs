@@ -81,10 +81,64 @@ pub(crate) fn conv2d_x_backward_f32(
         return None;
     }
     let (xs, ws, gs) = (dims4(x), dims4(weight), dims4(output_grad));
+    if is_pointwise(ws, options) {
+        return Some(pointwise_x_grad(weight, output_grad, xs, gs));
+    }
     if is_depthwise(xs, ws, options) {
         return Some(depthwise_x_grad(weight, output_grad, xs, ws, gs, options));
     }
     None
+}
+
+/// dX_b[ci, :] = sum over co of W[co, ci] · G_b[co, :], one GEMM per image, images split
+/// across threads (ninth session). burn's generic path runs a transposed convolution whose
+/// im2col-style bookkeeping stayed on one thread: 10% of the classifier step.
+fn pointwise_x_grad(weight: &FlexTensor, output_grad: &FlexTensor, xs: [usize; 4], gs: [usize; 4]) -> FlexTensor {
+    let w = weight.to_contiguous();
+    let g = output_grad.to_contiguous();
+    let wd: &[f32] = w.storage();
+    let gd: &[f32] = g.storage();
+    let (batch, ci, co) = (xs[0], xs[1], gs[1]);
+    let spatial = xs[2] * xs[3];
+    let image = ci * spatial;
+    let mut out = vec![0f32; batch * image];
+    let one = |b: usize, dst: &mut [f32]| {
+        // SAFETY: lhs[i = c_in, k = c_out] = W[c_out, c_in] reads the [co, ci] weight (column
+        // step ci, row step 1); rhs is image b's [co, spatial] gradient; dst is [ci, spatial].
+        unsafe {
+            gemm::gemm(
+                ci,
+                spatial,
+                co,
+                dst.as_mut_ptr(),
+                1,
+                spatial as isize,
+                false,
+                wd.as_ptr(),
+                ci as isize,
+                1,
+                gd.as_ptr().add(b * co * spatial),
+                1,
+                spatial as isize,
+                1.0f32,
+                1.0f32,
+                false,
+                false,
+                false,
+                gemm::Parallelism::None,
+            );
+        }
+    };
+    if image > 0 {
+        #[cfg(feature = "rayon")]
+        {
+            use rayon::prelude::*;
+            out.par_chunks_mut(image).enumerate().for_each(|(b, dst)| one(b, dst));
+        }
+        #[cfg(not(feature = "rayon"))]
+        out.chunks_mut(image).enumerate().for_each(|(b, dst)| one(b, dst));
+    }
+    f32_tensor(out, &[batch, ci, xs[2], xs[3]])
 }
 
 /// Bias gradient: the per-channel sum of the output gradient, read in place.
