@@ -1,8 +1,8 @@
-//! Our burn-flex splits element-wise maps, zips, strided copies, repeats, zero fills and sums
-//! over a middle dim across rayon threads from 64 Ki elements on (vendor/burn-flex/src/ops/
-//! par.rs). Each case here is above that size and runs in a 2-thread pool, so the split paths
-//! run even on a 1-core machine; every result is compared with values computed index by index
-//! from the definition.
+//! Our burn-flex splits element-wise maps, zips, strided copies, repeats, zero fills, row and
+//! middle-dim sums and the global-pooling gradient across rayon threads from 64 Ki elements on
+//! (vendor/burn-flex/src/ops/par.rs). Each case here is above that size and runs in a 2-thread
+//! pool, so the split paths run even on a 1-core machine; every result is compared with values
+//! computed index by index from the definition.
 use burn::prelude::*;
 use tinycats_models::Cpu;
 
@@ -132,6 +132,38 @@ fn sums_over_a_middle_dim_match_loops() {
         for (i, (g, w)) in got.iter().zip(&want).enumerate() {
             assert!((g - w).abs() < 1e-3, "sum over tokens, element {i}: {g}, expected {w}");
         }
+    });
+}
+
+#[test]
+fn row_sums_match_loops() {
+    pool().install(|| {
+        // Layer norm's statistics: [N·T, D] summed over the last dim, rows split across threads.
+        let (rows, d) = (2048, 192);
+        let (x, v) = tensor([rows, d]);
+        let got = flat(x.sum_dim(1));
+        let want: Vec<f32> = v.chunks(d).map(|r| r.iter().sum()).collect();
+        for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+            assert!((g - w).abs() < 1e-3, "row {i} sums to {g}, expected {w}");
+        }
+    });
+}
+
+#[test]
+fn global_average_pool_gradient_spreads_evenly() {
+    use burn::backend::Autodiff;
+    use burn::tensor::module::adaptive_avg_pool2d;
+    pool().install(|| {
+        // The classifier head's pooling: d/dx of Σ pool(x)·r is r[n, c] / (H·W) on every pixel.
+        let (n, c, h, w) = (32, 64, 7, 7);
+        let (x, _) = tensor([n, c, h, w]);
+        let (r, rv) = tensor([n, c, 1, 1]);
+        let x = Tensor::<Autodiff<Cpu>, 4>::from_inner(x).require_grad();
+        let y = adaptive_avg_pool2d(x.clone(), [1, 1]);
+        let grads = (y * Tensor::from_inner(r)).sum().backward();
+        let got = flat(x.grad(&grads).expect("x grad"));
+        let want: Vec<f32> = rv.iter().flat_map(|g| std::iter::repeat_n(g / (h * w) as f32, h * w)).collect();
+        assert_close("pooling gradient", &got, &want);
     });
 }
 

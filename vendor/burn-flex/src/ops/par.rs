@@ -139,8 +139,22 @@ where
     T: Send,
     F: Fn(usize, &mut [T]) + Sync,
 {
-    #[cfg(feature = "rayon")]
     if worth_splitting(dst.len()) {
+        split_chunks(dst, chunk, f);
+    } else {
+        f(0, dst);
+    }
+}
+
+/// `fill_chunks` for callers that judged the work large themselves (e.g. few outputs, each
+/// reading many inputs): always splits when there is more than one thread.
+pub(crate) fn split_chunks<T, F>(dst: &mut [T], chunk: usize, f: F)
+where
+    T: Send,
+    F: Fn(usize, &mut [T]) + Sync,
+{
+    #[cfg(feature = "rayon")]
+    if rayon_threads() > 1 {
         let chunk = if chunk == 0 { PAR_CHUNK } else { chunk };
         dst.par_chunks_mut(chunk).enumerate().for_each(|(i, c)| f(i * chunk, c));
         return;

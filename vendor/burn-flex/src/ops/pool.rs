@@ -1530,6 +1530,34 @@ where
 
 /// Adaptive avg pool 2D backward.
 pub fn adaptive_avg_pool2d_backward_f32(x: FlexTensor, grad: FlexTensor) -> FlexTensor {
+    // tinycats patch: global average pooling (a 1×1 output, the classifier head) spreads each
+    // gradient evenly over its plane; written directly, planes split across threads.
+    {
+        let xs = x.layout().shape();
+        let gs = grad.layout().shape();
+        if xs.num_dims() == 4 && gs.num_dims() == 4 && gs[2] == 1 && gs[3] == 1 && xs[0] == gs[0] && xs[1] == gs[1] {
+            let plane = xs[2] * xs[3];
+            let g = grad.to_contiguous();
+            let gd: &[f32] = g.storage();
+            let n = gd.len() * plane;
+            let mut out = alloc::vec![0f32; n];
+            if plane > 0 {
+                let scale = 1.0 / plane as f32;
+                let planes_per_task = (16 * 1024 / plane).max(1);
+                crate::ops::par::fill_chunks(&mut out, planes_per_task * plane, |start, chunk| {
+                    let first = start / plane;
+                    for (p, &v) in chunk.chunks_mut(plane).zip(&gd[first..]) {
+                        p.fill(v * scale);
+                    }
+                });
+            }
+            return FlexTensor::new(
+                Bytes::from_elems(out),
+                Layout::contiguous(xs.clone()),
+                DType::F32,
+            );
+        }
+    }
     let x_3d = expand_2d_to_3d(&x);
     let grad_3d = expand_2d_to_3d(&grad);
     let result = adaptive_avg_pool3d_backward_f32(x_3d, grad_3d);

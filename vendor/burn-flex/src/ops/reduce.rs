@@ -923,7 +923,7 @@ fn reduce_middle_dim_f32(
     if outer_size > 1 && crate::ops::par::worth_splitting(outer_size * dim_size * inner_size) {
         let mut result = vec![0.0f32; out_size];
         let batches_per_task = (16 * 1024 / (dim_size * inner_size).max(1)).max(1);
-        crate::ops::par::fill_chunks(&mut result, batches_per_task * inner_size, |start, chunk| {
+        crate::ops::par::split_chunks(&mut result, batches_per_task * inner_size, |start, chunk| {
             let first = start / inner_size;
             kernels::scatter_add_batched(
                 &data[start_offset + first * outer_stride as usize..],
@@ -1040,6 +1040,16 @@ fn reduce_last_dim_f32(
     #[cfg(feature = "simd")]
     if matches!(op, ReduceOp::Sum) && outer_stride == dim_size as isize {
         let mut result = vec![0.0f32; rows];
+        // tinycats patch: large inputs split whole rows across threads (layer and batch norm
+        // statistics).
+        if crate::ops::par::worth_splitting(rows * dim_size) && dim_size > 0 {
+            let rows_per_task = (16 * 1024 / dim_size).max(1);
+            crate::ops::par::split_chunks(&mut result, rows_per_task, |first, out| {
+                let n = out.len();
+                kernels::sum_rows_f32(&data[start_offset + first * dim_size..], out, n, dim_size);
+            });
+            return result;
+        }
         kernels::sum_rows_f32(&data[start_offset..], &mut result, rows, dim_size);
         return result;
     }
