@@ -591,7 +591,7 @@ fn copy_rows_nd<E: Copy + Send + Sync>(
     if n == 0 {
         return out;
     }
-    let rows_per_task = (16 * 1024 / inner).max(1);
+    let rows_per_task = crate::ops::par::units_per_task(inner);
     crate::ops::par::fill_chunks(
         &mut out.spare_capacity_mut()[..n],
         rows_per_task * inner,

@@ -325,7 +325,7 @@ where
     if row_len == 0 {
         return;
     }
-    let rows_per_task = (16 * 1024 / row_len).max(1);
+    let rows_per_task = crate::ops::par::units_per_task(row_len);
     crate::ops::par::fill_chunks(&mut dst[..total], rows_per_task * row_len, |start, chunk| {
         let first = start / row_len;
         for (row, &scalar) in chunk.chunks_mut(row_len).zip(&scalars[first..]) {

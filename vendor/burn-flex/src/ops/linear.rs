@@ -103,7 +103,7 @@ pub(crate) fn linear_f32(
             }
             let mut out = crate::ops::par::zeroed::<f32>(m * n);
             if n > 0 {
-                let rows_per_task = (16 * 1024 / n).max(1);
+                let rows_per_task = crate::ops::par::units_per_task(n);
                 crate::ops::par::fill_chunks(&mut out, rows_per_task * n, |_, rows| {
                     rows.chunks_exact_mut(n).for_each(|r| r.copy_from_slice(bd))
                 });

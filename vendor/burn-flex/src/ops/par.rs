@@ -17,8 +17,13 @@ use rayon::prelude::*;
 pub(crate) const PAR_MIN_ELEMS: usize = 64 * 1024;
 
 /// Elements per rayon task: large enough to amortise the task, small enough to balance.
-#[cfg(feature = "rayon")]
 const PAR_CHUNK: usize = 16 * 1024;
+
+/// For work in whole units (rows, planes, blocks) of `unit` elements: the units per task, so
+/// that a task holds about `PAR_CHUNK` elements and at least one unit.
+pub(crate) fn units_per_task(unit: usize) -> usize {
+    (PAR_CHUNK / unit.max(1)).max(1)
+}
 
 /// Whether a loop over `n` elements should be split (always false without rayon).
 #[inline]

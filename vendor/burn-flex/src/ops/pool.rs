@@ -1543,7 +1543,7 @@ pub fn adaptive_avg_pool2d_backward_f32(x: FlexTensor, grad: FlexTensor) -> Flex
             let mut out = alloc::vec![0f32; n];
             if plane > 0 {
                 let scale = 1.0 / plane as f32;
-                let planes_per_task = (16 * 1024 / plane).max(1);
+                let planes_per_task = crate::ops::par::units_per_task(plane);
                 crate::ops::par::fill_chunks(&mut out, planes_per_task * plane, |start, chunk| {
                     let first = start / plane;
                     for (p, &v) in chunk.chunks_mut(plane).zip(&gd[first..]) {

@@ -922,7 +922,7 @@ fn reduce_middle_dim_f32(
     #[cfg(feature = "simd")]
     if outer_size > 1 && crate::ops::par::worth_splitting(outer_size * dim_size * inner_size) {
         let mut result = vec![0.0f32; out_size];
-        let batches_per_task = (16 * 1024 / (dim_size * inner_size).max(1)).max(1);
+        let batches_per_task = crate::ops::par::units_per_task(dim_size * inner_size);
         crate::ops::par::split_chunks(&mut result, batches_per_task * inner_size, |start, chunk| {
             let first = start / inner_size;
             kernels::scatter_add_batched(
@@ -1043,7 +1043,7 @@ fn reduce_last_dim_f32(
         // tinycats patch: large inputs split whole rows across threads (layer and batch norm
         // statistics).
         if crate::ops::par::worth_splitting(rows * dim_size) && dim_size > 0 {
-            let rows_per_task = (16 * 1024 / dim_size).max(1);
+            let rows_per_task = crate::ops::par::units_per_task(dim_size);
             crate::ops::par::split_chunks(&mut result, rows_per_task, |first, out| {
                 let n = out.len();
                 kernels::sum_rows_f32(&data[start_offset + first * dim_size..], out, n, dim_size);

@@ -50,7 +50,7 @@ fn repeat_words<W: bytemuck::Pod + Send + Sync>(src: &[W], block: usize, times: 
     if n == 0 || block == 0 {
         return out;
     }
-    let blocks_per_task = (16 * 1024 / block).max(1);
+    let blocks_per_task = crate::ops::par::units_per_task(block);
     crate::ops::par::fill_chunks(&mut out.spare_capacity_mut()[..n], blocks_per_task * block, |start, dst| {
         for (i, b) in dst.chunks_mut(block).enumerate() {
             let o = (start / block + i) / times;
