@@ -52,6 +52,13 @@ enum Cmd {
     Bench(bench::BenchCmd),
 }
 
+/// Runs tensor-heavy work on a worker of rayon's global pool. Called from the main thread, every
+/// parallel tensor op would be injected into the pool while the main thread sleeps on a latch and
+/// then has to be woken; on a worker the op runs half inline and the other worker steals the rest.
+fn on_pool<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    rayon::scope(|_| f())
+}
+
 fn main() -> ExitCode {
     // RUST_LOG=debug etc.; quiet by default so --json output stays clean on stdout.
     tracing_subscriber::fmt()
@@ -62,15 +69,15 @@ fn main() -> ExitCode {
     let res = match cli.cmd {
         Cmd::Data(c) => data_cmd::run(c),
         Cmd::Bench(c) => bench::run(c),
-        Cmd::Train(c) => train_cmd::run(c),
-        Cmd::Predict(a) => model_cmd::predict(a),
+        Cmd::Train(c) => on_pool(move || train_cmd::run(c)),
+        Cmd::Predict(a) => on_pool(move || model_cmd::predict(a)),
         Cmd::Ship(a) => train_cmd::ship(a),
-        Cmd::Eval(a) => model_cmd::eval(a),
-        Cmd::Generate(a) => gen_cmd::generate(a),
+        Cmd::Eval(a) => on_pool(move || model_cmd::eval(a)),
+        Cmd::Generate(a) => on_pool(move || gen_cmd::generate(a)),
         Cmd::Runs(c) => runs_cmd::run(c),
         Cmd::Serve(a) => serve_cmd::serve(a),
         Cmd::Export(a) => export_cmd::export(a),
-        Cmd::EvalGen(a) => gen_cmd::eval_gen(a),
+        Cmd::EvalGen(a) => on_pool(move || gen_cmd::eval_gen(a)),
     };
     match res {
         Ok(code) => code,
