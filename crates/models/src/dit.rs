@@ -9,6 +9,7 @@
 use burn::nn::{Embedding, EmbeddingConfig, Initializer, Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::activation::{gelu, silu, softmax};
+use burn::tensor::TensorPrimitive;
 use burn::tensor::module::linear;
 use serde::{Deserialize, Serialize};
 
@@ -120,12 +121,16 @@ pub fn timestep_embedding<B: Backend>(t: Tensor<B, 1>) -> Tensor<B, 2> {
     Tensor::cat(vec![args.clone().cos(), args.sin()], 1)
 }
 
-/// LayerNorm without affine parameters over the last dim (adaLN supplies scale and shift).
+/// LayerNorm without affine parameters over the last dim (adaLN supplies scale and shift):
+/// `(x − mean) / sqrt(var + 1e-6)`.
+///
+/// Why the backend op with γ = 1 rather than the formula in tensor ops: the backend's layer norm
+/// is one fused pass, and our patched autodiff gives it a one-pass backward; the formula costs a
+/// dozen passes over the activation per call (docs/RESULTS.md, tenth session).
 pub fn layer_norm<B: Backend>(x: Tensor<B, 3>) -> Tensor<B, 3> {
-    let mean = x.clone().mean_dim(2);
-    let xc = x - mean;
-    let var = xc.clone().powi_scalar(2).mean_dim(2);
-    xc / (var + 1e-6).sqrt()
+    let gamma = Tensor::<B, 1>::ones([x.dims()[2]], &x.device());
+    let y = B::layer_norm(x.into_primitive().tensor(), gamma.into_primitive().tensor(), None, 1e-6);
+    Tensor::from_primitive(TensorPrimitive::Float(y))
 }
 
 /// A per-sample vector [N, D] repeated over `tokens` → [N, tokens, D], contiguous.

@@ -113,6 +113,7 @@ pub mod interpolate;
 pub mod mask;
 pub mod matmul;
 mod module;
+mod norm_backward; // tinycats patch
 pub(crate) mod par;
 pub mod pool;
 mod qtensor;

@@ -823,6 +823,16 @@ impl ModuleOps<Flex> for Flex {
         crate::ops::activation::layer_norm(tensor, gamma, beta, epsilon)
     }
 
+    // tinycats patch: fused gradient (ops/norm_backward.rs).
+    fn layer_norm_backward(
+        tensor: FloatTensor<Flex>,
+        gamma: FloatTensor<Flex>,
+        grad: FloatTensor<Flex>,
+        epsilon: f64,
+    ) -> (FloatTensor<Flex>, FloatTensor<Flex>, FloatTensor<Flex>) {
+        crate::ops::norm_backward::layer_norm_backward(tensor, gamma, grad, epsilon)
+    }
+
     fn embedding_backward(
         weights: FloatTensor<Flex>,
         output_grad: FloatTensor<Flex>,
