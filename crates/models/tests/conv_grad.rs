@@ -124,10 +124,18 @@ fn pointwise_conv_gradients_match_the_definition() {
 
 #[test]
 fn depthwise_conv_gradients_match_the_definition() {
-    // EfficientNet's 5x5 and 3x3 depthwise convolutions, stride 1 and stride 2 (direct loops).
+    // EfficientNet's 5x5 and 3x3 depthwise convolutions: stride 1 (padded planes), stride 2 and
+    // dilation 2 (direct loops).
     check(Case { kernel: [5, 5], padding: [2, 2], groups: 6, ..base("depthwise 5x5") });
     check(Case { kernel: [3, 3], padding: [1, 1], stride: [2, 2], size: [8, 7], groups: 6, ..base("depthwise 3x3 stride 2") });
     check(Case { kernel: [3, 3], padding: [2, 2], dilation: [2, 2], groups: 6, ..base("depthwise 3x3 dilation 2") });
+    // Stride 1 runs the padded-plane kernels: no padding, a non-square plane, and enough planes
+    // to split across two threads.
+    check(Case { kernel: [3, 3], padding: [0, 0], size: [6, 9], groups: 6, ..base("depthwise 3x3 no padding") });
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().expect("rayon pool");
+    pool.install(|| {
+        check(Case { batch: 8, c_in: 64, c_out: 64, kernel: [3, 3], padding: [1, 1], groups: 64, ..base("depthwise 3x3, 512 planes, 2 threads") })
+    });
 }
 
 #[test]
