@@ -3,7 +3,7 @@
 //! their outputs and gradients against plain f64 loops written from the definitions, for the
 //! fused layouts (last dim, contiguous, large enough to split across two threads, a row length
 //! that is not a multiple of 8) and for layouts that take the generic formula (softmax over a
-//! middle dim, a transposed input).
+//! middle dim, a transposed input). The clamp test below covers the fused ReLU6 gradient.
 use burn::backend::Autodiff;
 use burn::prelude::*;
 use burn::tensor::activation::softmax;
@@ -149,4 +149,31 @@ fn layer_norm_gradients_match_the_definition() {
     pool().install(|| check_layer_norm("tokens, split, no beta", n([8, 64, 192]), false));
     check_layer_norm("row of 13", n([3, 5, 13]), true);
     check_layer_norm("transposed input (generic)", n([4, 13, 6]).swap_dims(1, 2), true);
+}
+
+/// ReLU6 (`clamp(0, 6)`) is one op in our patched autodiff, with a one-pass backward in
+/// burn-flex (`float_clamp_backward`): the gradient passes where 0 <= x <= 6, boundaries
+/// included, as the release's clamp-max-then-clamp-min decomposition gives.
+#[test]
+fn clamp_gradient_passes_inside_the_range_only() {
+    let device = Default::default();
+    let check = |name: &str, x0: Tensor<Cpu, 2>| {
+        let r0 = Tensor::<Cpu, 2>::random(x0.dims(), Distribution::Normal(0.0, 1.0), &device);
+        let x = Tensor::<Ad, 2>::from_inner(x0.clone()).require_grad();
+        let y = x.clone().clamp(0.0, 6.0);
+        let grads = (y.clone() * Tensor::from_inner(r0.clone())).sum().backward();
+        let (xs, rs) = (flat(x0), flat(r0));
+        let (ys, gs) = (flat(y.inner()), flat(x.grad(&grads).expect("x grad")));
+        for i in 0..xs.len() {
+            let inside = (0.0..=6.0).contains(&xs[i]);
+            assert_eq!(ys[i], xs[i].clamp(0.0, 6.0), "{name}: clamp({}) at {i}", xs[i]);
+            assert_eq!(gs[i], if inside { rs[i] } else { 0.0 }, "{name}: gradient at x = {} ({i})", xs[i]);
+        }
+    };
+    // Values on both sides of the range and exactly on its ends.
+    let edges = Tensor::<Cpu, 2>::from_floats([[-1.0, 0.0, 0.5, 6.0, 6.5, 3.0]], &device);
+    check("edges", edges);
+    // Large enough to split across two threads (256 Ki elements).
+    let big = Tensor::<Cpu, 2>::random([512, 512], Distribution::Uniform(-2.0, 8.0), &device);
+    pool().install(|| check("split", big));
 }

@@ -540,6 +540,25 @@ impl FloatTensorOps<Flex> for Flex {
         )
     }
 
+    // tinycats patch: one pass (see burn-backend's `float_clamp_backward`).
+    fn float_clamp_backward(
+        tensor: FloatTensor<Flex>,
+        grad: FloatTensor<Flex>,
+        min: Scalar,
+        max: Scalar,
+    ) -> FloatTensor<Flex> {
+        let (min32, max32) = (min.to_f32().unwrap(), max.to_f32().unwrap());
+        let (min64, max64) = (min.to_f64().unwrap(), max.to_f64().unwrap());
+        // binary_op(lhs = grad, rhs = x): the gradient passes where min <= x <= max.
+        crate::ops::binary::binary_op(
+            grad,
+            tensor,
+            move |g: f32, x: f32| if x >= min32 && x <= max32 { g } else { 0.0 },
+            move |g: f64, x: f64| if x >= min64 && x <= max64 { g } else { 0.0 },
+            None,
+        )
+    }
+
     fn float_clamp_min(tensor: FloatTensor<Flex>, min: Scalar) -> FloatTensor<Flex> {
         let min32 = min.to_f32().unwrap();
         let min64 = min.to_f64().unwrap();

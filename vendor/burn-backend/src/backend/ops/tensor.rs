@@ -244,6 +244,18 @@ pub trait FloatTensorOps<B: Backend> {
         Self::float_clamp_min(Self::float_clamp_max(tensor, max), min)
     }
 
+    /// tinycats patch: the gradient of [`float_clamp`](Self::float_clamp): `grad` where
+    /// `min <= x <= max`, zero elsewhere (what autodiff's clamp-max-then-clamp-min decomposition
+    /// gives). Autodiff calls this instead of two masks and four mask fills. Backends may override
+    /// it with a fused kernel.
+    fn float_clamp_backward(tensor: FloatTensor<B>, grad: FloatTensor<B>, min: Scalar, max: Scalar) -> FloatTensor<B> {
+        let dtype = get_device_settings::<B>(&B::float_device(&tensor)).bool_dtype;
+        let below = B::float_lower_elem(tensor.clone(), min, dtype);
+        let above = B::float_greater_elem(tensor, max, dtype);
+        let grad = B::float_mask_fill(grad, below, 0f32.into());
+        B::float_mask_fill(grad, above, 0f32.into())
+    }
+
     /// Subtracts two tensors.
     ///
     /// # Arguments
