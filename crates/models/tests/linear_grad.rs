@@ -9,17 +9,11 @@ use burn::tensor::module::linear;
 use burn::tensor::Distribution;
 use tinycats_models::Cpu;
 
+mod common;
+use common::{flat, max_rel_err};
+
 type Ad = Autodiff<Cpu>;
 
-fn flat<const D: usize>(t: Tensor<Cpu, D>) -> Vec<f32> {
-    t.into_data().to_vec::<f32>().unwrap()
-}
-
-fn max_rel_err(got: &[f32], want: &[f64]) -> f64 {
-    assert_eq!(got.len(), want.len(), "sizes differ");
-    let scale = want.iter().fold(1e-6f64, |m, v| m.max(v.abs()));
-    got.iter().zip(want).map(|(a, b)| (*a as f64 - b).abs() / scale).fold(0.0, f64::max)
-}
 
 /// x: [rows, k] (all leading indices flattened), w: [k, n], r = dL/dy: [rows, n].
 /// Returns (y, dx, dW, db) of L = Σ (x·W + b) ∘ r.

@@ -11,17 +11,11 @@ use burn::tensor::ops::ModuleOps;
 use burn::tensor::{Distribution, TensorPrimitive};
 use tinycats_models::Cpu;
 
+mod common;
+use common::{flat, max_rel_err};
+
 type Ad = Autodiff<Cpu>;
 
-fn flat<const D: usize>(t: Tensor<Cpu, D>) -> Vec<f32> {
-    t.into_data().to_vec::<f32>().unwrap()
-}
-
-fn max_rel_err(got: &[f32], want: &[f64]) -> f64 {
-    assert_eq!(got.len(), want.len(), "sizes differ");
-    let scale = want.iter().fold(1e-6f64, |m, v| m.max(v.abs()));
-    got.iter().zip(want).map(|(a, b)| (*a as f64 - b).abs() / scale).fold(0.0, f64::max)
-}
 
 fn pool() -> rayon::ThreadPool {
     rayon::ThreadPoolBuilder::new().num_threads(2).build().expect("rayon pool")

@@ -20,6 +20,7 @@ use burn_backend::ops::ConvOptions;
 use burn_std::{Bytes, Shape};
 
 use crate::ops::conv::valid_out_range;
+use crate::ops::norm_backward::dot8;
 use crate::ops::par::units_per_task;
 use crate::{FlexTensor, Layout};
 
@@ -328,20 +329,6 @@ impl Padded {
             row.copy_from_slice(&buf[(ih + self.ph) * self.wp + self.pw..][..self.in_w]);
         }
     }
-}
-
-/// Σ a·b with eight partial sums, so the loop vectorises.
-#[inline]
-fn dot8(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0f32; 8];
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail: f32 = ca.remainder().iter().zip(cb.remainder()).map(|(x, y)| x * y).sum();
-    for (x, y) in ca.zip(cb) {
-        for l in 0..8 {
-            acc[l] += x[l] * y[l];
-        }
-    }
-    acc.iter().sum::<f32>() + tail
 }
 
 /// dW[c, i, j] = sum over b, oh, ow of G[b, c, oh, ow] · X[b, c, oh·s + i·d − p, ow·s + j·d − p].

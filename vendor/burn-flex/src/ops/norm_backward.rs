@@ -47,9 +47,9 @@ where
 }
 
 /// Σ a·b with eight partial sums, so the loop vectorises (one running sum is a serial chain:
-/// the compiler may not reorder float additions).
+/// the compiler may not reorder float additions). Also used by the depthwise gradients.
 #[inline]
-fn dot(a: &[f32], b: &[f32]) -> f32 {
+pub(crate) fn dot8(a: &[f32], b: &[f32]) -> f32 {
     let mut acc = [0.0f32; 8];
     let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
     let tail: f32 = ca.remainder().iter().zip(cb.remainder()).map(|(x, y)| x * y).sum();
@@ -61,7 +61,7 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
     acc.iter().sum::<f32>() + tail
 }
 
-/// Σ f(a[i]) with eight partial sums (see `dot`).
+/// Σ f(a[i]) with eight partial sums (see `dot8`).
 #[inline]
 fn sum_map(a: &[f32], f: impl Fn(f32) -> f32) -> f32 {
     let mut acc = [0.0f32; 8];
@@ -90,7 +90,7 @@ pub fn softmax_backward(output: FloatTensor<Flex>, grad: FloatTensor<Flex>, dim:
     let dx = new_rows(y.len(), row, |start, out| {
         let (y, g) = (&y[start..start + out.len()], &g[start..start + out.len()]);
         for ((o, y), g) in out.chunks_exact_mut(row).zip(y.chunks_exact(row)).zip(g.chunks_exact(row)) {
-            let s = dot(y, g);
+            let s = dot8(y, g);
             for ((o, &y), &g) in o.iter_mut().zip(y).zip(g) {
                 o.write(y * (g - s));
             }
@@ -140,7 +140,7 @@ pub fn layer_norm_backward(
             }
             // m1 = mean(g·γ), m2 = mean(g·γ·x̂)
             let m1 = sum_map(&gg, |v| v) * inv_d;
-            let m2 = dot(&gg, &xhat) * inv_d;
+            let m2 = dot8(&gg, &xhat) * inv_d;
             for i in 0..d {
                 o[i].write(r * (gg[i] - m1 - xhat[i] * m2));
             }
