@@ -10,6 +10,9 @@ use burn::prelude::*;
 use burn::tensor::Distribution;
 use tinycats_models::Cpu;
 
+mod common;
+use common::{flat, max_rel_err, pool};
+
 type Ad = Autodiff<Cpu>;
 
 struct Case {
@@ -73,12 +76,6 @@ fn reference(c: &Case, x: &[f32], w: &[f32], r: &[f32]) -> Grads {
     g
 }
 
-fn max_rel_err(got: &[f32], want: &[f64]) -> f64 {
-    assert_eq!(got.len(), want.len(), "gradient sizes differ");
-    let scale = want.iter().fold(1e-6f64, |m, v| m.max(v.abs()));
-    got.iter().zip(want).map(|(a, b)| (*a as f64 - b).abs() / scale).fold(0.0, f64::max)
-}
-
 fn check(c: Case) {
     let device = Default::default();
     let conv: Conv2d<Ad> = Conv2dConfig::new([c.c_in, c.c_out], c.kernel)
@@ -100,7 +97,6 @@ fn check(c: Case) {
     assert_eq!(y.dims(), r.dims(), "{}: output shape", c.name);
     let grads = (y * Tensor::from_inner(r.clone())).sum().backward();
 
-    let flat = |t: Tensor<Cpu, 4>| t.into_data().to_vec::<f32>().unwrap();
     let want = reference(&c, &flat(x0), &flat(conv.weight.val().inner()), &flat(r));
     let gx = flat(x.grad(&grads).expect("x grad"));
     let gw = flat(conv.weight.val().grad(&grads).expect("weight grad"));
@@ -132,8 +128,7 @@ fn depthwise_conv_gradients_match_the_definition() {
     // Stride 1 runs the padded-plane kernels: no padding, a non-square plane, and enough planes
     // to split across two threads.
     check(Case { kernel: [3, 3], padding: [0, 0], size: [6, 9], groups: 6, ..base("depthwise 3x3 no padding") });
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().expect("rayon pool");
-    pool.install(|| {
+    pool().install(|| {
         check(Case { batch: 8, c_in: 64, c_out: 64, kernel: [3, 3], padding: [1, 1], groups: 64, ..base("depthwise 3x3, 512 planes, 2 threads") })
     });
 }

@@ -6,9 +6,8 @@
 use burn::prelude::*;
 use tinycats_models::Cpu;
 
-fn pool() -> rayon::ThreadPool {
-    rayon::ThreadPoolBuilder::new().num_threads(2).build().expect("rayon pool")
-}
+mod common;
+use common::{flat, pool};
 
 /// Deterministic, non-repeating test values.
 fn values(n: usize) -> Vec<f32> {
@@ -18,10 +17,6 @@ fn values(n: usize) -> Vec<f32> {
 fn tensor<const D: usize>(shape: [usize; D]) -> (Tensor<Cpu, D>, Vec<f32>) {
     let v = values(shape.iter().product());
     (Tensor::from_data(TensorData::new(v.clone(), shape), &Default::default()), v)
-}
-
-fn flat<const D: usize>(t: Tensor<Cpu, D>) -> Vec<f32> {
-    t.into_data().to_vec::<f32>().expect("f32 data")
 }
 
 fn assert_close(what: &str, got: &[f32], want: &[f32]) {

@@ -14,7 +14,6 @@ use common::{flat, max_rel_err};
 
 type Ad = Autodiff<Cpu>;
 
-
 /// x: [rows, k] (all leading indices flattened), w: [k, n], r = dL/dy: [rows, n].
 /// Returns (y, dx, dW, db) of L = Σ (x·W + b) ∘ r.
 fn reference(rows: usize, k: usize, n: usize, x: &[f32], w: &[f32], b: &[f32], r: &[f32]) -> [Vec<f64>; 4] {

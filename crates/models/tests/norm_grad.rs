@@ -12,14 +12,9 @@ use burn::tensor::{Distribution, TensorPrimitive};
 use tinycats_models::Cpu;
 
 mod common;
-use common::{flat, max_rel_err};
+use common::{flat, max_rel_err, pool};
 
 type Ad = Autodiff<Cpu>;
-
-
-fn pool() -> rayon::ThreadPool {
-    rayon::ThreadPoolBuilder::new().num_threads(2).build().expect("rayon pool")
-}
 
 /// Softmax over the last dim of [rows, d] rows (row-major) and the gradient of L = Σ y ∘ r.
 fn softmax_ref(x: &[f32], r: &[f32], d: usize) -> (Vec<f64>, Vec<f64>) {

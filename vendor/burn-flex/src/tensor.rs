@@ -587,15 +587,13 @@ fn copy_rows_nd<E: Copy + Send + Sync>(
     let n: usize = shape.iter().product();
     let inner = shape[nd - 1];
     let inner_stride = strides[nd - 1];
-    let mut out: Vec<E> = Vec::with_capacity(n);
     if n == 0 {
-        return out;
+        return Vec::new();
     }
-    let rows_per_task = crate::ops::par::units_per_task(inner);
-    crate::ops::par::fill_chunks(
-        &mut out.spare_capacity_mut()[..n],
-        rows_per_task * inner,
-        |start, dst| {
+    crate::ops::par::fill_new_units(
+        n,
+        inner,
+        |start, dst: &mut [core::mem::MaybeUninit<E>]| {
             // Multi-index of this chunk's first row over the outer dims.
             let mut idx = [0usize; COLLAPSE_MAX_RANK];
             let mut rem = start / inner;
@@ -626,10 +624,7 @@ fn copy_rows_nd<E: Copy + Send + Sync>(
                 }
             }
         },
-    );
-    // SAFETY: the chunks cover 0..n and every row slot was written above.
-    unsafe { out.set_len(n) };
-    out
+    )
 }
 
 /// Tiled 2D copy from a strided source into a contiguous destination.

@@ -21,7 +21,7 @@ use burn_std::{Bytes, Shape};
 
 use crate::ops::conv::valid_out_range;
 use crate::ops::norm_backward::dot8;
-use crate::ops::par::units_per_task;
+use crate::ops::par::{split_chunks, units_per_task};
 use crate::{FlexTensor, Layout};
 
 fn dims4(t: &FlexTensor) -> [usize; 4] {
@@ -364,15 +364,13 @@ fn depthwise_weight_grad(
                 }
             }
         };
-        #[cfg(feature = "rayon")]
-        {
-            use rayon::prelude::*;
-            out.par_chunks_mut(kh * kw).enumerate().for_each(|(c, wk)| channel(c, wk));
-        }
-        #[cfg(not(feature = "rayon"))]
-        for (c, wk) in out.chunks_mut(kh * kw).enumerate() {
-            channel(c, wk);
-        }
+        // One task per channel: each reads all its planes. Without threads, one call gets all.
+        let taps = kh * kw;
+        split_chunks(&mut out, taps, |start, wks| {
+            for (k, wk) in wks.chunks_exact_mut(taps).enumerate() {
+                channel(start / taps + k, wk);
+            }
+        });
         return f32_tensor(out, &[channels, 1, kh, kw]);
     }
 
@@ -462,16 +460,8 @@ fn depthwise_x_grad(
                 pad.crop(&dxp, xplane);
             }
         };
-        let per_task = units_per_task(in_h * in_w);
-        #[cfg(feature = "rayon")]
-        {
-            use rayon::prelude::*;
-            out.par_chunks_mut(per_task * in_h * in_w)
-                .enumerate()
-                .for_each(|(t, dst)| planes(t * per_task, dst));
-        }
-        #[cfg(not(feature = "rayon"))]
-        planes(0, &mut out);
+        let plane = in_h * in_w;
+        split_chunks(&mut out, units_per_task(plane) * plane, |start, dst| planes(start / plane, dst));
         return f32_tensor(out, &xs);
     }
 

@@ -12,10 +12,10 @@ use core::mem::MaybeUninit;
 use burn_backend::DType;
 use burn_backend::TensorMetadata;
 use burn_backend::tensor::FloatTensor;
-use burn_std::Bytes;
 
+use crate::ops::conv_backward::f32_tensor;
 use crate::ops::par;
-use crate::{Flex, FlexTensor, Layout};
+use crate::{Flex, FlexTensor};
 
 #[cfg(feature = "rayon")]
 use rayon::prelude::*;
@@ -27,23 +27,6 @@ fn contiguous_f32(t: &FlexTensor) -> Option<&[f32]> {
     }
     let (start, end) = t.layout().contiguous_offsets()?;
     Some(&t.storage::<f32>()[start..end])
-}
-
-fn f32_tensor(data: Vec<f32>, shape: burn_std::Shape) -> FlexTensor {
-    FlexTensor::new(Bytes::from_elems(data), Layout::contiguous(shape), DType::F32)
-}
-
-/// A new vector of `n` elements written by `f(start, rows)` in whole rows of `row` elements,
-/// split across threads when large. `f` must write every element it is given.
-fn new_rows<F>(n: usize, row: usize, f: F) -> Vec<f32>
-where
-    F: Fn(usize, &mut [MaybeUninit<f32>]) + Sync,
-{
-    let mut v: Vec<f32> = Vec::with_capacity(n);
-    par::fill_chunks(&mut v.spare_capacity_mut()[..n], par::units_per_task(row) * row, f);
-    // SAFETY: `f` wrote every element of every chunk, and the chunks cover 0..n.
-    unsafe { v.set_len(n) };
-    v
 }
 
 /// Σ a·b with eight partial sums, so the loop vectorises (one running sum is a serial chain:
@@ -78,16 +61,12 @@ fn sum_map(a: &[f32], f: impl Fn(f32) -> f32) -> f32 {
 /// `y · (g − Σ_dim g·y)` along the last dim, one pass per row.
 pub fn softmax_backward(output: FloatTensor<Flex>, grad: FloatTensor<Flex>, dim: usize) -> FloatTensor<Flex> {
     let shape = output.shape();
-    let rank = shape.num_dims();
-    let fused = dim + 1 == rank && grad.shape() == shape && shape[dim] > 0;
-    let (Some(y), Some(g)) = (contiguous_f32(&output), contiguous_f32(&grad)) else {
+    let fused = dim + 1 == shape.num_dims() && grad.shape() == shape && shape[dim] > 0;
+    let (true, Some(y), Some(g)) = (fused, contiguous_f32(&output), contiguous_f32(&grad)) else {
         return burn_backend::ops::softmax_backward_generic::<Flex>(output, grad, dim);
     };
-    if !fused {
-        return burn_backend::ops::softmax_backward_generic::<Flex>(output, grad, dim);
-    }
     let row = shape[dim];
-    let dx = new_rows(y.len(), row, |start, out| {
+    let dx = par::fill_new_units(y.len(), row, |start, out: &mut [MaybeUninit<f32>]| {
         let (y, g) = (&y[start..start + out.len()], &g[start..start + out.len()]);
         for ((o, y), g) in out.chunks_exact_mut(row).zip(y.chunks_exact(row)).zip(g.chunks_exact(row)) {
             let s = dot8(y, g);
@@ -96,7 +75,7 @@ pub fn softmax_backward(output: FloatTensor<Flex>, grad: FloatTensor<Flex>, dim:
             }
         }
     });
-    f32_tensor(dx, shape)
+    f32_tensor(dx, &shape)
 }
 
 /// Layer norm's input, gamma and beta gradients over the last dim. Each row's mean and
@@ -109,13 +88,12 @@ pub fn layer_norm_backward(
 ) -> (FloatTensor<Flex>, FloatTensor<Flex>, FloatTensor<Flex>) {
     let shape = tensor.shape();
     let d = shape[shape.num_dims() - 1];
-    let ok = d > 0 && grad.shape() == shape && gamma.shape().num_elements() == d;
-    let (Some(x), Some(g), Some(gm)) = (contiguous_f32(&tensor), contiguous_f32(&grad), contiguous_f32(&gamma)) else {
+    let fused = d > 0 && grad.shape() == shape && gamma.shape().num_elements() == d;
+    let (true, Some(x), Some(g), Some(gm)) =
+        (fused, contiguous_f32(&tensor), contiguous_f32(&grad), contiguous_f32(&gamma))
+    else {
         return burn_backend::ops::layer_norm_backward_generic::<Flex>(tensor, gamma, grad, epsilon);
     };
-    if !ok {
-        return burn_backend::ops::layer_norm_backward_generic::<Flex>(tensor, gamma, grad, epsilon);
-    }
     let eps = epsilon as f32;
     let n = x.len();
     let task = par::units_per_task(d) * d;
@@ -165,6 +143,5 @@ pub fn layer_norm_backward(
         dgamma.iter_mut().zip(pg).for_each(|(a, b)| *a += b);
         dbeta.iter_mut().zip(pb).for_each(|(a, b)| *a += b);
     }
-    let vec_shape = burn_std::Shape::from(vec![d]);
-    (f32_tensor(dx, shape), f32_tensor(dgamma, vec_shape.clone()), f32_tensor(dbeta, vec_shape))
+    (f32_tensor(dx, &shape), f32_tensor(dgamma, &[d]), f32_tensor(dbeta, &[d]))
 }

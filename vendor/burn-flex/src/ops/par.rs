@@ -113,9 +113,27 @@ where
     R: Send,
     F: Fn(usize, &mut [MaybeUninit<R>]) + Sync,
 {
+    new_in_chunks(n, PAR_CHUNK_OR_ALL, fill)
+}
+
+/// `fill_new` for work in whole units of `unit` elements (rows, planes, blocks): every chunk
+/// starts at a unit boundary and holds whole units (`units_per_task`).
+pub(crate) fn fill_new_units<R, F>(n: usize, unit: usize, fill: F) -> Vec<R>
+where
+    R: Send,
+    F: Fn(usize, &mut [MaybeUninit<R>]) + Sync,
+{
+    new_in_chunks(n, units_per_task(unit) * unit, fill)
+}
+
+fn new_in_chunks<R, F>(n: usize, chunk: usize, fill: F) -> Vec<R>
+where
+    R: Send,
+    F: Fn(usize, &mut [MaybeUninit<R>]) + Sync,
+{
     let mut v: Vec<R> = Vec::with_capacity(n);
     let spare = &mut v.spare_capacity_mut()[..n];
-    fill_chunks(spare, PAR_CHUNK_OR_ALL, |start, c| fill(start, c));
+    fill_chunks(spare, chunk, |start, c| fill(start, c));
     // SAFETY: `fill` initialised every element of every chunk, and the chunks cover 0..n.
     unsafe { v.set_len(n) };
     v

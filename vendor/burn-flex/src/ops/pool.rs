@@ -1539,18 +1539,19 @@ pub fn adaptive_avg_pool2d_backward_f32(x: FlexTensor, grad: FlexTensor) -> Flex
             let plane = xs[2] * xs[3];
             let g = grad.to_contiguous();
             let gd: &[f32] = g.storage();
-            let n = gd.len() * plane;
-            let mut out = alloc::vec![0f32; n];
-            if plane > 0 {
+            let out = if plane == 0 {
+                alloc::vec::Vec::new()
+            } else {
                 let scale = 1.0 / plane as f32;
-                let planes_per_task = crate::ops::par::units_per_task(plane);
-                crate::ops::par::fill_chunks(&mut out, planes_per_task * plane, |start, chunk| {
+                crate::ops::par::fill_new_units(gd.len() * plane, plane, |start, chunk| {
                     let first = start / plane;
                     for (p, &v) in chunk.chunks_mut(plane).zip(&gd[first..]) {
-                        p.fill(v * scale);
+                        p.iter_mut().for_each(|o| {
+                            o.write(v * scale);
+                        });
                     }
-                });
-            }
+                })
+            };
             return FlexTensor::new(
                 Bytes::from_elems(out),
                 Layout::contiguous(xs.clone()),

@@ -46,20 +46,15 @@ pub fn repeat_dim(tensor: FlexTensor, dim: usize, times: usize) -> FlexTensor {
 /// row. Tasks cover whole blocks, split across threads for large outputs.
 fn repeat_words<W: bytemuck::Pod + Send + Sync>(src: &[W], block: usize, times: usize) -> Vec<W> {
     let n = src.len() * times;
-    let mut out: Vec<W> = Vec::with_capacity(n);
     if n == 0 || block == 0 {
-        return out;
+        return Vec::new();
     }
-    let blocks_per_task = crate::ops::par::units_per_task(block);
-    crate::ops::par::fill_chunks(&mut out.spare_capacity_mut()[..n], blocks_per_task * block, |start, dst| {
+    crate::ops::par::fill_new_units(n, block, |start, dst: &mut [core::mem::MaybeUninit<W>]| {
         for (i, b) in dst.chunks_mut(block).enumerate() {
             let o = (start / block + i) / times;
             let s = &src[o * block..(o + 1) * block];
             // SAFETY: `b` has `block` slots and `s` is a bounds-checked slice of that length.
             unsafe { core::ptr::copy_nonoverlapping(s.as_ptr(), b.as_mut_ptr() as *mut W, block) };
         }
-    });
-    // SAFETY: the tasks cover 0..n and every block slot was written above.
-    unsafe { out.set_len(n) };
-    out
+    })
 }
