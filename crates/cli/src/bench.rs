@@ -113,6 +113,14 @@ fn data(a: DataBench) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Where the PyTorch reference runs: beside burn, so a CUDA build compares against CUDA.
+const TORCH_DEVICE: &str = if cfg!(feature = "cuda") { "cuda" } else { "cpu" };
+
+/// Waits for queued GPU work (a no-op on the CPU), so timings cover the whole step.
+fn sync<B: burn::tensor::backend::Backend>(dev: &B::Device) -> Result<()> {
+    B::sync(dev).map_err(|e| anyhow::anyhow!("device sync failed: {e:?}"))
+}
+
 #[derive(Args)]
 pub struct StepBench {
     #[arg(long, default_value_t = 64)]
@@ -138,7 +146,7 @@ pub fn classifier_step(a: StepBench) -> Result<ExitCode> {
     use tinycats_models::CpuTrain;
     let threads = a.threads.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
     let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build()?;
-    let mut out = serde_json::json!({"batch": a.batch, "threads": threads, "steps": a.steps});
+    let mut out = serde_json::json!({"batch": a.batch, "threads": threads, "steps": a.steps, "backend": tinycats_models::BACKEND_NAME});
     for frozen in [false, true] {
         let ips = pool.install(|| -> Result<f64> {
             let dev = Default::default();
@@ -157,8 +165,10 @@ pub fn classifier_step(a: StepBench) -> Result<ExitCode> {
                 }
             };
             run(2);
+            sync::<CpuTrain>(&dev)?;
             let t = Instant::now();
             run(a.steps);
+            sync::<CpuTrain>(&dev)?;
             Ok(a.batch as f64 * a.steps as f64 / t.elapsed().as_secs_f64())
         })?;
         out[if frozen { "burn_frozen_bn" } else { "burn_bn" }] = serde_json::json!({"images_per_s": ips});
@@ -169,6 +179,7 @@ pub fn classifier_step(a: StepBench) -> Result<ExitCode> {
         let o = std::process::Command::new(py)
             .arg(&script)
             .args(["--batch", &a.batch.to_string(), "--steps", &a.steps.to_string(), "--threads", &threads.to_string()])
+            .args(["--device", TORCH_DEVICE])
             .output()
             .with_context(|| format!("cannot run {py} {}", script.display()))?;
         if !o.status.success() {
@@ -231,7 +242,7 @@ pub fn dit_step(a: DitBench) -> Result<ExitCode> {
     let threads = a.threads.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
     let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build()?;
     let (params, flops) = cfg.params_and_flops();
-    let mut out = serde_json::json!({"preset": a.preset, "batch": a.batch, "threads": threads, "steps": a.steps, "params": params, "gflop_per_image_fwd": flops as f64 / 1e9});
+    let mut out = serde_json::json!({"backend": tinycats_models::BACKEND_NAME, "preset": a.preset, "batch": a.batch, "threads": threads, "steps": a.steps, "params": params, "gflop_per_image_fwd": flops as f64 / 1e9});
     let ips = pool.install(|| -> Result<f64> {
         let dev = Default::default();
         let mut model = Dit::<CpuTrain>::new(cfg, &dev);
@@ -250,8 +261,10 @@ pub fn dit_step(a: DitBench) -> Result<ExitCode> {
             }
         };
         run(2, 0);
+        sync::<CpuTrain>(&dev)?;
         let t = Instant::now();
         run(a.steps, 2);
+        sync::<CpuTrain>(&dev)?;
         Ok(a.batch as f64 * a.steps as f64 / t.elapsed().as_secs_f64())
     })?;
     out["burn"] = serde_json::json!({"images_per_s": ips, "gflop_per_s": 3.0 * flops as f64 * ips / 1e9});
@@ -261,6 +274,7 @@ pub fn dit_step(a: DitBench) -> Result<ExitCode> {
         let args = [
             "--size", &cfg.image_size.to_string(), "--patch", &cfg.patch.to_string(), "--hidden", &cfg.hidden.to_string(), "--depth", &cfg.depth.to_string(),
             "--heads", &cfg.heads.to_string(), "--batch", &a.batch.to_string(), "--steps", &a.steps.to_string(), "--threads", &threads.to_string(),
+            "--device", TORCH_DEVICE,
         ];
         let o = std::process::Command::new(py).arg(&script).args(args).output().with_context(|| format!("cannot run {py} {}", script.display()))?;
         if !o.status.success() {
@@ -277,7 +291,7 @@ pub fn dit_step(a: DitBench) -> Result<ExitCode> {
         println!("{out}");
     } else {
         println!("DiT {} training step, batch {}, {} thread(s), fp32, {:.2} M params:", a.preset, a.batch, threads, params as f64 / 1e6);
-        println!("  burn-flex {:>8.1} images/s ({:.1} GFLOP/s)", ips, out["burn"]["gflop_per_s"].as_f64().unwrap_or(0.0));
+        println!("  {} {:>8.1} images/s ({:.1} GFLOP/s)", tinycats_models::BACKEND_NAME, ips, out["burn"]["gflop_per_s"].as_f64().unwrap_or(0.0));
         if let Some(t) = out.get("torch") {
             println!("  PyTorch {} {:>8.1} images/s", t["torch"].as_str().unwrap_or("?"), t["images_per_s"].as_f64().unwrap_or(0.0));
             println!("  ratio burn / PyTorch: {:.2}x", out["ratio_burn_vs_torch"].as_f64().unwrap_or(0.0));
