@@ -9,8 +9,9 @@
 #   safetensors with its unused ImageNet `_fc` zeroed, xz'd to .gpu/lite0.safetensors.xz.
 # Then: device run `LIMIT=520 bash scripts/h100_session.sh` with carry [".gpu"]; later calls keep the
 # machine warm while the detached jobs train, and copy runs/*/ema-*.safetensors to $OUT.
-# Call 1 on the lent H100: unpack, benches vs PyTorch CUDA, classifier full fine-tunes, start the
-# generator (setsid: it outlives this call while the machine stays warm).
+# This first call: unpack, benches vs PyTorch CUDA on an idle GPU, then the generator and the
+# classifier full fine-tunes, both detached (setsid) so they outlive the call while the machine
+# stays warm.
 set -x
 cd "$(dirname "$0")/.."  # repository root
 T0=$(date +%s)
@@ -44,7 +45,7 @@ $TC train classifier ${C[*]} --set model.freeze_bn=true --run-dir runs/clf-full-
 CHAIN
 setsid nohup bash runs/clf-chain.sh < /dev/null > /dev/null 2>&1 &
 nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv
-# wait for the classifier chain until ~500 s into the call
+# wait for the classifier chain until LIMIT seconds (default 520) into the call
 while pgrep -f "train classifier" > /dev/null && [ $(( $(date +%s) - T0 )) -lt ${LIMIT:-520} ]; do sleep 5; done
 for r in clf-full-bn clf-full-frozen; do
   [ -d runs/$r ] && tar -cf $OUT/$r.tar --exclude='checkpoints/resume-*' --exclude='checkpoints/epoch-*' --exclude='*.mpk*' runs/$r runs/$r.log

@@ -116,9 +116,16 @@ fn data(a: DataBench) -> Result<ExitCode> {
 /// Where the PyTorch reference runs: beside burn, so a CUDA build compares against CUDA.
 const TORCH_DEVICE: &str = if cfg!(feature = "cuda") { "cuda" } else { "cpu" };
 
-/// Waits for queued GPU work (a no-op on the CPU), so timings cover the whole step.
-fn sync<B: burn::tensor::backend::Backend>(dev: &B::Device) -> Result<()> {
-    B::sync(dev).map_err(|e| anyhow::anyhow!("device sync failed: {e:?}"))
+/// Images per second of `run(steps, first_step)` after two warm-up steps. The device is synced
+/// before and after the timed steps (a no-op on the CPU), so GPU timings cover all queued work.
+fn images_per_s<B: burn::tensor::backend::Backend>(dev: &B::Device, batch: usize, steps: usize, mut run: impl FnMut(usize, usize)) -> Result<f64> {
+    let sync = || B::sync(dev).map_err(|e| anyhow::anyhow!("device sync failed: {e:?}"));
+    run(2, 0);
+    sync()?;
+    let t = Instant::now();
+    run(steps, 2);
+    sync()?;
+    Ok(batch as f64 * steps as f64 / t.elapsed().as_secs_f64())
 }
 
 #[derive(Args)]
@@ -156,20 +163,14 @@ pub fn classifier_step(a: StepBench) -> Result<ExitCode> {
             let x = Tensor::<CpuTrain, 4>::random([a.batch, 192, 7, 7], burn::tensor::Distribution::Normal(0.0, 1.0), &dev);
             let labels: Vec<i64> = (0..a.batch as i64).map(|i| i % 13).collect();
             let y = Tensor::<CpuTrain, 1, Int>::from_data(TensorData::new(labels, [a.batch]), &dev);
-            let mut run = |n: usize| {
+            images_per_s::<CpuTrain>(&dev, a.batch, a.steps, |n, _| {
                 for _ in 0..n {
                     let logits = model.forward(x.clone());
                     let loss = burn::nn::loss::CrossEntropyLossConfig::new().with_smoothing(Some(0.1)).init(&dev).forward(logits, y.clone());
                     let g = GradientsParams::from_grads(loss.backward(), &model);
                     model = optim.step(1e-3, model.clone(), g);
                 }
-            };
-            run(2);
-            sync::<CpuTrain>(&dev)?;
-            let t = Instant::now();
-            run(a.steps);
-            sync::<CpuTrain>(&dev)?;
-            Ok(a.batch as f64 * a.steps as f64 / t.elapsed().as_secs_f64())
+            })
         })?;
         out[if frozen { "burn_frozen_bn" } else { "burn_bn" }] = serde_json::json!({"images_per_s": ips});
     }
@@ -252,20 +253,14 @@ pub fn dit_step(a: DitBench) -> Result<ExitCode> {
         let x1 = Tensor::<CpuTrain, 4>::random([a.batch, 3, s, s], burn::tensor::Distribution::Uniform(-1.0, 1.0), &dev);
         let labels: Vec<usize> = (0..a.batch).map(|i| i % 12).collect();
         let obj = ObjectiveConfig::default();
-        let mut run = |n: usize, k0: usize| {
+        images_per_s::<CpuTrain>(&dev, a.batch, a.steps, |n, k0| {
             for k in 0..n {
                 let d = draw_step(&obj, 1, k0 + k, &labels, per, 12);
                 let (loss, _) = flow_loss(&model, x1.clone(), &d, "velocity");
                 let g = GradientsParams::from_grads(loss.backward(), &model);
                 model = optim.step(4e-4, model.clone(), g);
             }
-        };
-        run(2, 0);
-        sync::<CpuTrain>(&dev)?;
-        let t = Instant::now();
-        run(a.steps, 2);
-        sync::<CpuTrain>(&dev)?;
-        Ok(a.batch as f64 * a.steps as f64 / t.elapsed().as_secs_f64())
+        })
     })?;
     out["burn"] = serde_json::json!({"images_per_s": ips, "gflop_per_s": 3.0 * flops as f64 * ips / 1e9});
     if let Some(py) = &a.torch {
