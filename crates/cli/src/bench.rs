@@ -55,13 +55,19 @@ pub fn run(cmd: BenchCmd) -> Result<ExitCode> {
     }
 }
 
+/// A rayon pool of `threads` workers that flush subnormals, as the CLI's global pool does
+/// (`tinycats_models::flush_denormals`), so benches time the same arithmetic as training.
+fn pool_of(threads: usize) -> Result<rayon::ThreadPool> {
+    Ok(rayon::ThreadPoolBuilder::new().num_threads(threads).start_handler(|_| tinycats_models::flush_denormals()).build()?)
+}
+
 fn data(a: DataBench) -> Result<ExitCode> {
     let threads = a.threads.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
     let files: Vec<PathBuf> = tinycats_data::layout::image_files(&a.dir)?.into_values().collect();
     if files.is_empty() {
         bail!("no images in {}/images", a.dir.display());
     }
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build()?;
+    let pool = pool_of(threads)?;
     let once = || -> (usize, f64) {
         let t = Instant::now();
         let ok = pool.install(|| {
@@ -152,7 +158,7 @@ pub fn classifier_step(a: StepBench) -> Result<ExitCode> {
     use tinycats_models::classifier::Tail;
     use tinycats_models::CpuTrain;
     let threads = a.threads.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build()?;
+    let pool = pool_of(threads)?;
     let mut out = serde_json::json!({"batch": a.batch, "threads": threads, "steps": a.steps, "backend": tinycats_models::BACKEND_NAME});
     for frozen in [false, true] {
         let ips = pool.install(|| -> Result<f64> {
@@ -217,6 +223,9 @@ pub struct DitBench {
     /// DiT preset (tiny, small, base).
     #[arg(long, default_value = "small")]
     preset: String,
+    /// Patch size instead of the preset's (e.g. 4: the 256-token run `gen-p4-64` trains).
+    #[arg(long)]
+    patch: Option<usize>,
     #[arg(long, default_value_t = 32)]
     batch: usize,
     #[arg(long, default_value_t = 5)]
@@ -239,11 +248,15 @@ pub fn dit_step(a: DitBench) -> Result<ExitCode> {
     use tinycats_models::dit::{Dit, DitConfig};
     use tinycats_models::CpuTrain;
     use tinycats_train::generator::{draw_step, flow_loss, ObjectiveConfig};
-    let cfg = DitConfig::preset(&a.preset, 12).with_context(|| format!("--preset {}: use tiny, small or base", a.preset))?;
+    let mut cfg = DitConfig::preset(&a.preset, 12).with_context(|| format!("--preset {}: use tiny, small or base", a.preset))?;
+    if let Some(p) = a.patch {
+        cfg.patch = p;
+        cfg.check().map_err(|e| anyhow::anyhow!("--patch {p}: {e}"))?;
+    }
     let threads = a.threads.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build()?;
+    let pool = pool_of(threads)?;
     let (params, flops) = cfg.params_and_flops();
-    let mut out = serde_json::json!({"backend": tinycats_models::BACKEND_NAME, "preset": a.preset, "batch": a.batch, "threads": threads, "steps": a.steps, "params": params, "gflop_per_image_fwd": flops as f64 / 1e9});
+    let mut out = serde_json::json!({"backend": tinycats_models::BACKEND_NAME, "preset": a.preset, "patch": cfg.patch, "batch": a.batch, "threads": threads, "steps": a.steps, "params": params, "gflop_per_image_fwd": flops as f64 / 1e9});
     let ips = pool.install(|| -> Result<f64> {
         let dev = Default::default();
         let mut model = Dit::<CpuTrain>::new(cfg, &dev);
@@ -285,7 +298,7 @@ pub fn dit_step(a: DitBench) -> Result<ExitCode> {
     if a.json {
         println!("{out}");
     } else {
-        println!("DiT {} training step, batch {}, {} thread(s), fp32, {:.2} M params:", a.preset, a.batch, threads, params as f64 / 1e6);
+        println!("DiT {} (patch {}) training step, batch {}, {} thread(s), fp32, {:.2} M params:", a.preset, cfg.patch, a.batch, threads, params as f64 / 1e6);
         println!("  {} {:>8.1} images/s ({:.1} GFLOP/s)", tinycats_models::BACKEND_NAME, ips, out["burn"]["gflop_per_s"].as_f64().unwrap_or(0.0));
         if let Some(t) = out.get("torch") {
             println!("  PyTorch {} {:>8.1} images/s", t["torch"].as_str().unwrap_or("?"), t["images_per_s"].as_f64().unwrap_or(0.0));

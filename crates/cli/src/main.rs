@@ -65,6 +65,10 @@ fn main() -> ExitCode {
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
         .with_writer(std::io::stderr)
         .init();
+    // Subnormal floats slow x86 GEMMs by orders of magnitude (see `flush_denormals`); every
+    // thread that does tensor math flushes them. If the pool already exists this is a no-op.
+    tinycats_models::flush_denormals();
+    let _ = rayon::ThreadPoolBuilder::new().start_handler(|_| tinycats_models::flush_denormals()).build_global();
     let cli = Cli::parse();
     let res = match cli.cmd {
         Cmd::Data(c) => data_cmd::run(c),

@@ -129,6 +129,34 @@ fn softmax_gradients_match_the_definition() {
     check_softmax("transposed input (generic)", n([2, 3, 9, 11]).swap_dims(2, 3), 3);
 }
 
+/// burn-flex's softmax computes exp with a branch-free polynomial (`fast_exp_f32`). Rows
+/// [0, x] give p = eˣ/(1 + eˣ) and 1 − p, so every element's relative error tests the
+/// exponential across its whole normal range, not only relative to the row's largest entry.
+#[test]
+fn softmax_exponential_is_accurate_per_element() {
+    let device = Default::default();
+    let xs: Vec<f32> = (0..=23_000).map(|i| -87.0 + i as f32 * 0.005).collect();
+    let rows: Vec<f32> = xs.iter().flat_map(|&x| [0.0, x]).collect();
+    let y = flat(softmax(Tensor::<Cpu, 2>::from_data(TensorData::new(rows, [xs.len(), 2]), &device), 1));
+    for (i, &x) in xs.iter().enumerate() {
+        let e = (x as f64).exp();
+        let (p0, p1) = (1.0 / (1.0 + e), e / (1.0 + e));
+        for (got, want) in [(y[2 * i], p0), (y[2 * i + 1], p1)] {
+            let rel = (got as f64 - want).abs() / want;
+            assert!(rel < 1e-6, "softmax([0, {x}]): {got} vs {want} (relative error {rel:.2e})");
+        }
+    }
+    // Edge cases: an underflowing entry is exactly 0, −∞ is 0, NaN propagates, rows of 1 and 9.
+    let t = |v: Vec<f32>, d: usize| flat(softmax(Tensor::<Cpu, 2>::from_data(TensorData::new(v.clone(), [v.len() / d, d]), &device), 1));
+    assert_eq!(t(vec![0.0, -100.0], 2), vec![1.0, 0.0]);
+    assert_eq!(t(vec![0.0, f32::NEG_INFINITY], 2), vec![1.0, 0.0]);
+    assert!(t(vec![0.0, f32::NAN], 2).iter().all(|v| v.is_nan()), "NaN must not be hidden");
+    assert_eq!(t(vec![3.5, -2.0], 1), vec![1.0, 1.0]);
+    let nine: Vec<f32> = (0..9).map(|i| i as f32 * 0.25).collect();
+    let (want, _) = softmax_ref(&nine, &[0.0; 9], 9);
+    assert!(max_rel_err(&t(nine, 9), &want) < 1e-6, "row of 9 (one SIMD chunk + tail)");
+}
+
 #[test]
 fn layer_norm_gradients_match_the_definition() {
     let device = Default::default();

@@ -71,7 +71,8 @@ impl ActivationOps<Flex> for Flex {
 
     fn gelu_backward(x: FloatTensor<Flex>, grad: FloatTensor<Flex>) -> FloatTensor<Flex> {
         // d/dx[gelu(x)] = 0.5 * (1 + erf(x/sqrt(2))) + x * (1/sqrt(2*pi)) * exp(-x^2/2)
-        use crate::ops::unary::{erf_f64, fast_erf_f32};
+        // tinycats: f32 uses the branch-free erf and exp so the loop vectorises.
+        use crate::ops::unary::{erf_f64, fast_erf_f32, fast_exp_f32};
         let sqrt2_f32: f32 = core::f32::consts::SQRT_2;
         let sqrt2_f64: f64 = core::f64::consts::SQRT_2;
         let inv_sqrt_2pi_f32: f32 = 1.0 / (2.0 * core::f32::consts::PI).sqrt();
@@ -81,7 +82,7 @@ impl ActivationOps<Flex> for Flex {
             grad,
             move |x: f32, g| {
                 let cdf = 0.5 * (1.0 + fast_erf_f32(x / sqrt2_f32));
-                let pdf = inv_sqrt_2pi_f32 * (-0.5 * x * x).exp();
+                let pdf = inv_sqrt_2pi_f32 * fast_exp_f32(-0.5 * x * x);
                 g * (cdf + x * pdf)
             },
             move |x: f64, g| {
@@ -243,39 +244,15 @@ fn softmax_last_f32(tensor: FlexTensor) -> FlexTensor {
         return tensor;
     }
     let input: &[f32] = tensor.storage();
-    let n = input.len();
-
-    // Zero-initialize the output. The previous implementation used
-    // `Vec::with_capacity` + `spare_capacity_mut` + a raw-pointer cast to
-    // `&mut [f32]` to skip the memset, but forming a `&mut [f32]` over
-    // uninitialized memory violates Rust's validity invariant (references
-    // must point to initialized values of the correct type) even if every
-    // element is written before it is read. The sound zero-memset
-    // alternative would require threading `&mut [MaybeUninit<f32>]` through
-    // the row kernel, which does not compose with macerator's `#[with_simd]`
-    // signature. The memset is a streaming write on a bandwidth-bound
-    // kernel, so the overhead is small (~10% at the largest bench shape)
-    // and the fused path remains well ahead of decomposed and candle.
-    let mut output: Vec<f32> = vec![0.0; n];
-    let out_slice = output.as_mut_slice();
-
-    // Row-parallel via rayon: one macerator dispatch per chunk of rows,
-    // amortized over all rows in the chunk.
-    #[cfg(feature = "rayon")]
-    {
-        use rayon::prelude::*;
-        const ROWS_PER_TASK: usize = 64;
-        let chunk_elems = ROWS_PER_TASK * last;
-        out_slice
-            .par_chunks_mut(chunk_elems)
-            .zip(input.par_chunks(chunk_elems))
-            .for_each(|(o, i)| softmax_rows_f32(i, o, last));
-    }
-    #[cfg(not(feature = "rayon"))]
-    {
-        softmax_rows_f32(input, out_slice, last);
-    }
-
+    // tinycats patch: rows are written straight into an uninitialised buffer (the release zeroed
+    // it first) and the exponential is the branch-free `fast_exp_f32`, so the row loop vectorises
+    // (the release called libm's expf per element: 4-5% of a patch-4 DiT training step).
+    let output = crate::ops::par::fill_new_units(input.len(), last, |start, out| {
+        let input = &input[start..start + out.len()];
+        for (o, x) in out.chunks_exact_mut(last).zip(input.chunks_exact(last)) {
+            softmax_row_f32_fast(x, o);
+        }
+    });
     FlexTensor::new(
         Bytes::from_elems(output),
         Layout::contiguous(shape),
@@ -283,122 +260,46 @@ fn softmax_last_f32(tensor: FlexTensor) -> FlexTensor {
     )
 }
 
-/// Row sweep for f32 softmax. With the `simd` feature, delegates to the
-/// `#[macerator::with_simd]` SIMD kernel (one dispatch per chunk of rows,
-/// amortized over all rows in the chunk). Without `simd`, uses a scalar
-/// row kernel.
+/// One softmax row (tinycats patch): max, then exp(x − max) written out and summed with eight
+/// partial sums, then a scale by 1/sum. Every element of `out` is written.
 #[inline]
-fn softmax_rows_f32(input: &[f32], output: &mut [f32], row_len: usize) {
-    // Release-mode invariant checks. These run once per chunk of rows
-    // (dozens of times per call, not per-element), so the overhead is
-    // unmeasurable against the kernel work. A debug-only check would
-    // silently pass a short final chunk to the row kernel on release
-    // builds if a future refactor broke the row alignment at the call
-    // site, yielding wrong softmax output with no panic.
-    assert_eq!(input.len(), output.len());
-    assert_eq!(input.len() % row_len, 0);
-    #[cfg(feature = "simd")]
-    softmax_rows_f32_simd(input, output, row_len);
-    #[cfg(not(feature = "simd"))]
-    {
-        for (in_row, out_row) in input.chunks(row_len).zip(output.chunks_mut(row_len)) {
-            softmax_row_f32_scalar(in_row, out_row);
+fn softmax_row_f32_fast(x: &[f32], out: &mut [core::mem::MaybeUninit<f32>]) {
+    use crate::ops::unary::fast_exp_f32;
+    let mut m = [f32::NEG_INFINITY; 8];
+    let xc = x.chunks_exact(8);
+    let mut max = xc.remainder().iter().fold(f32::NEG_INFINITY, |a, &v| a.max(v));
+    for c in xc {
+        for l in 0..8 {
+            m[l] = m[l].max(c[l]);
         }
     }
-}
-
-#[cfg(feature = "simd")]
-#[macerator::with_simd]
-fn softmax_rows_f32_simd<S: macerator::Simd>(input: &[f32], output: &mut [f32], row_len: usize) {
-    debug_assert_eq!(input.len(), output.len());
-    debug_assert_eq!(input.len() % row_len, 0);
-    for (in_row, out_row) in input.chunks(row_len).zip(output.chunks_mut(row_len)) {
-        softmax_row_f32_simd::<S>(in_row, out_row);
-    }
-}
-
-/// Scalar fallback row kernel for f32 softmax when the `simd` feature is
-/// disabled. Uses the same 3-pass algorithm as the SIMD path; LLVM
-/// autovectorizes the max-reduce and normalize loops on most targets.
-#[cfg(not(feature = "simd"))]
-#[inline]
-fn softmax_row_f32_scalar(input: &[f32], output: &mut [f32]) {
-    let mut max_val = f32::NEG_INFINITY;
-    for &x in input {
-        if x > max_val {
-            max_val = x;
+    max = m.iter().fold(max, |a, &v| a.max(v));
+    let mut acc = [0.0f32; 8];
+    let mut oc = out.chunks_exact_mut(8);
+    let mut xc = x.chunks_exact(8);
+    for (o, c) in (&mut oc).zip(&mut xc) {
+        for l in 0..8 {
+            let e = fast_exp_f32(c[l] - max);
+            o[l].write(e);
+            acc[l] += e;
         }
     }
-    let mut sum = 0.0f32;
-    for (i, &x) in input.iter().enumerate() {
-        let e = (x - max_val).exp();
-        output[i] = e;
+    let mut sum: f32 = acc.iter().sum();
+    for (o, &v) in oc.into_remainder().iter_mut().zip(xc.remainder()) {
+        let e = fast_exp_f32(v - max);
+        o.write(e);
         sum += e;
     }
-    let inv = 1.0f32 / sum;
-    for x in output.iter_mut() {
-        *x *= inv;
+    let inv = 1.0 / sum;
+    for o in out.iter_mut() {
+        // SAFETY: the two loops above wrote every element of `out`.
+        let e = unsafe { o.assume_init_read() };
+        o.write(e * inv);
     }
 }
 
-/// Inner row kernel for a single softmax row. `#[inline(always)]` so it
-/// inlines into `softmax_rows_f32_simd`'s loop body for each monomorphized S,
-/// avoiding a per-row call boundary.
-#[cfg(feature = "simd")]
-#[inline(always)]
-fn softmax_row_f32_simd<S: macerator::Simd>(input: &[f32], output: &mut [f32]) {
-    use macerator::{Scalar, vload_unaligned, vstore_unaligned};
-    let lanes = <f32 as Scalar>::lanes::<S>();
-    let len = input.len();
-    let simd_len = len / lanes * lanes;
-
-    // Pass 1: row max for numerical stability.
-    // SIMD max-reduction across the row, scalar tail.
-    let (mut max_val, tail_start) = if simd_len >= lanes {
-        let mut max_vec = unsafe { vload_unaligned::<S, _>(input.as_ptr()) };
-        let mut j = lanes;
-        while j < simd_len {
-            let v = unsafe { vload_unaligned::<S, _>(input.as_ptr().add(j)) };
-            max_vec = max_vec.max(v);
-            j += lanes;
-        }
-        (max_vec.reduce_max(), simd_len)
-    } else {
-        (f32::NEG_INFINITY, 0)
-    };
-    for &x in &input[tail_start..] {
-        if x > max_val {
-            max_val = x;
-        }
-    }
-
-    // Pass 2: compute exp(x - max), store in output, accumulate sum.
-    // Scalar exp (no SIMD exp in macerator). This pass is the one that
-    // actually does memory reads + writes on the whole row, so scalar
-    // here still lands us at memory bandwidth.
-    let mut sum = 0.0f32;
-    for idx in 0..len {
-        let e = (input[idx] - max_val).exp();
-        output[idx] = e;
-        sum += e;
-    }
-
-    // Pass 3: normalize.
-    // SIMD splat + multiply, scalar tail.
-    let inv = 1.0f32 / sum;
-    let inv_vec = inv.splat::<S>();
-    let mut i = 0;
-    while i < simd_len {
-        unsafe {
-            let v = vload_unaligned::<S, _>(output.as_ptr().add(i));
-            vstore_unaligned::<S, _>(output.as_mut_ptr().add(i), v * inv_vec);
-        }
-        i += lanes;
-    }
-    for x in &mut output[i..] {
-        *x *= inv;
-    }
-}
+// tinycats patch: the release's f32 row kernels (a macerator SIMD path with scalar expf, and a
+// scalar fallback) were removed; `softmax_row_f32_fast` above replaces both.
 
 // f64, f16, bf16 softmax share the same row-parallel dispatcher shell and
 // differ only in their row kernel (native f64 vs via-f32 for half

@@ -381,6 +381,34 @@ pub fn fast_erf_f32(x: f32) -> f32 {
     p / q
 }
 
+/// Branch-free f32 exp (tinycats addition), Cephes' `expf`: x = n·ln2 + r with |r| ≤ ln2/2,
+/// a degree-6 polynomial for e^r, and 2^n built in the exponent bits. Unlike `f32::exp` (a libm
+/// call) it has no branches, so softmax's loop vectorises. Below −87.3 (where e^x is subnormal)
+/// it returns 0; above 88.7 it is clamped (softmax only passes x ≤ 0); NaN stays NaN. The
+/// relative error stays at f32 rounding level (checked by crates/models/tests/norm_grad.rs).
+#[inline(always)]
+pub fn fast_exp_f32(x: f32) -> f32 {
+    const LN2_HI: f32 = 0.693_359_4;
+    const LN2_LO: f32 = -2.121_944_4e-4;
+    // Adding 1.5·2^23 rounds to the nearest integer in f32 arithmetic.
+    const ROUND: f32 = 12_582_912.0;
+    let xc = if x > 88.0 { 88.0 } else { x };
+    let xc = if xc < -87.0 { -87.0 } else { xc };
+    let n = (xc * core::f32::consts::LOG2_E + ROUND) - ROUND;
+    let r = xc - n * LN2_HI - n * LN2_LO;
+    let mut p = 1.987_569_1e-4f32;
+    p = p * r + 1.398_199_9e-3;
+    p = p * r + 8.333_452e-3;
+    p = p * r + 4.166_579_6e-2;
+    p = p * r + 1.666_666_5e-1;
+    p = p * r + 5.000_000_1e-1;
+    let y = p * r * r + r + 1.0;
+    // n ∈ [−126, 127] after the clamp, so the biased exponent is a normal one.
+    let pow2 = f32::from_bits(((n as i32 + 127) as u32) << 23);
+    let e = y * pow2;
+    if x < -87.3 { 0.0 } else { e }
+}
+
 /// Error function for f64.
 pub fn erf_f64(x: f64) -> f64 {
     libm::erf(x)
