@@ -731,7 +731,8 @@ fn layer_norm_rows_f32_with_beta(
     d_model: usize,
     epsilon: f32,
 ) {
-    // Release-mode invariant checks; see softmax_rows_f32 for rationale.
+    // Release-mode invariant checks: a broken row alignment must panic, not give wrong rows
+    // (tinycats patch: the comment pointed at a removed function).
     assert_eq!(input.len(), output.len());
     assert_eq!(input.len() % d_model, 0);
     assert_eq!(gamma.len(), d_model);
@@ -755,7 +756,8 @@ fn layer_norm_rows_f32_no_beta(
     d_model: usize,
     epsilon: f32,
 ) {
-    // Release-mode invariant checks; see softmax_rows_f32 for rationale.
+    // Release-mode invariant checks: a broken row alignment must panic, not give wrong rows
+    // (tinycats patch: the comment pointed at a removed function).
     assert_eq!(input.len(), output.len());
     assert_eq!(input.len() % d_model, 0);
     assert_eq!(gamma.len(), d_model);
