@@ -383,8 +383,9 @@ pub fn fast_erf_f32(x: f32) -> f32 {
 
 /// Branch-free f32 exp (tinycats addition), Cephes' `expf`: x = n·ln2 + r with |r| ≤ ln2/2,
 /// a degree-6 polynomial for e^r, and 2^n built in the exponent bits. Unlike `f32::exp` (a libm
-/// call) it has no branches, so softmax's loop vectorises. Below −87.3 (where e^x is subnormal)
-/// it returns 0; above 88.7 it is clamped (softmax only passes x ≤ 0); NaN stays NaN. The
+/// call) it has no branches, so softmax's loop vectorises. Inputs are clamped to [−87, 88]
+/// (softmax only passes x ≤ 0); below −87.3, where e^x would be subnormal, it returns 0; NaN
+/// stays NaN. The
 /// relative error stays at f32 rounding level (checked by crates/models/tests/norm_grad.rs).
 #[inline(always)]
 pub fn fast_exp_f32(x: f32) -> f32 {
