@@ -3,6 +3,7 @@
 use burn::module::RunningState;
 use burn::nn::BatchNorm;
 use burn::prelude::*;
+use burn::tensor::TensorPrimitive;
 
 /// burn's `BatchNorm::forward` semantics: batch statistics (and a running-average update) while
 /// training under autodiff, running statistics otherwise.
@@ -11,19 +12,18 @@ pub fn batch_norm_2d<B: Backend>(bn: &BatchNorm<B>, x: Tensor<B, 4>) -> Tensor<B
 }
 
 /// Training-mode BatchNorm over [N, C, H, W]: the same statistics, running-average update and
-/// result as burn's `BatchNorm::forward`, laid out for burn-flex.
+/// result as burn's `BatchNorm::forward`, as two fused backend ops.
 ///
-/// Why: burn's version broadcasts [1, C, 1, 1] views and swaps N and C to take the statistics.
-/// burn-flex has no SIMD path for either (a scalar strided walk: ~60% of a BN-training step under
-/// `perf`). Here the statistics are row means over [N, C, H·W] and the per-channel affine map is
-/// repeated to [N, C, 1, 1], a layout burn-flex runs with SIMD ("one scalar per row").
+/// Why: burn's version broadcasts [1, C, 1, 1] views and swaps N and C to take the statistics,
+/// which burn-flex walks one scalar at a time (~60% of a BN-training step under `perf`); spelled
+/// out in tensor ops it is still ~15 passes over the activation with autodiff. Our patched burn
+/// (vendor/README.md) has `batch_norm_stats` (one read, untracked) and `batch_norm_train` (one
+/// pass, with a fused backward that accounts for the batch statistics); other backends get the
+/// same maths from generic tensor ops.
 pub fn batch_norm_train<B: Backend>(bn: &BatchNorm<B>, x: Tensor<B, 4>) -> Tensor<B, 4> {
-    let [n, c, h, w] = x.dims();
-    let per_row = |v: Tensor<B, 1>| v.reshape([1, c, 1]).repeat_dim(0, n);
-    let rows = x.clone().reshape([n, c, h * w]);
-    // Every sample has H·W values per channel, so the mean of per-sample means is the mean.
-    let mean = rows.clone().mean_dim(2).mean_dim(0).reshape([c]);
-    let var = (rows - per_row(mean.clone())).powi_scalar(2).mean_dim(2).mean_dim(0).reshape([c]);
+    let float = |t| Tensor::<B, 1>::from_primitive(TensorPrimitive::Float(t));
+    let (mean, var) = B::batch_norm_stats(x.clone().into_primitive().tensor());
+    let (mean, var) = (float(mean), float(var));
 
     let device = x.device();
     let m = bn.momentum;
@@ -34,8 +34,14 @@ pub fn batch_norm_train<B: Backend>(bn: &BatchNorm<B>, x: Tensor<B, 4>) -> Tenso
     update(&bn.running_mean, mean.clone());
     update(&bn.running_var, var.clone());
 
-    // (x − μ)/σ·γ + β written as x·s + t with s = γ/σ, t = β − μ·s.
-    let scale = bn.gamma.val() / (var + bn.epsilon).sqrt();
-    let shift = bn.beta.val() - mean * scale.clone();
-    x * per_row(scale).reshape([n, c, 1, 1]) + per_row(shift).reshape([n, c, 1, 1])
+    let prim = |t: Tensor<B, 1>| t.into_primitive().tensor();
+    let y = B::batch_norm_train(
+        x.into_primitive().tensor(),
+        prim(mean),
+        prim(var),
+        prim(bn.gamma.val()),
+        prim(bn.beta.val()),
+        bn.epsilon,
+    );
+    Tensor::from_primitive(TensorPrimitive::Float(y))
 }

@@ -285,6 +285,84 @@ impl<B: Backend, C: CheckpointStrategy> ModuleOps<Autodiff<B, C>> for Autodiff<B
         }
     }
 
+    // tinycats patch: batch statistics are computed on the inner backend, untracked: callers
+    // pass them to `batch_norm_train`, whose backward accounts for them.
+    fn batch_norm_stats(tensor: AutodiffTensor<B>) -> (AutodiffTensor<B>, AutodiffTensor<B>) {
+        let (mean, var) = B::batch_norm_stats(tensor.primitive);
+        (AutodiffTensor::new(mean), AutodiffTensor::new(var))
+    }
+
+    // tinycats patch: training-mode batch norm as one op with its own backward
+    // (`B::batch_norm_train_backward`), for the same reason as `layer_norm` above.
+    fn batch_norm_train(
+        tensor: AutodiffTensor<B>,
+        mean: AutodiffTensor<B>,
+        var: AutodiffTensor<B>,
+        gamma: AutodiffTensor<B>,
+        beta: AutodiffTensor<B>,
+        epsilon: f64,
+    ) -> AutodiffTensor<B> {
+        #[derive(Debug)]
+        struct BatchNormTrain;
+
+        impl<B: Backend> Backward<B, 3> for BatchNormTrain {
+            type State = (
+                B::FloatTensorPrimitive,
+                B::FloatTensorPrimitive,
+                B::FloatTensorPrimitive,
+                B::FloatTensorPrimitive,
+                f64,
+            );
+
+            fn backward(
+                self,
+                ops: Ops<Self::State, 3>,
+                grads: &mut Gradients,
+                _checkpointer: &mut Checkpointer,
+            ) {
+                let [node_x, node_gamma, node_beta] = ops.parents;
+                let grad = grads.consume::<B>(&ops.node);
+                let (x, mean, var, gamma, epsilon) = ops.state;
+                let (dx, dgamma, dbeta) = B::batch_norm_train_backward(x, mean, var, gamma, grad, epsilon);
+                if let Some(node) = node_x {
+                    grads.register::<B>(node.id, dx)
+                }
+                if let Some(node) = node_gamma {
+                    grads.register::<B>(node.id, dgamma)
+                }
+                if let Some(node) = node_beta {
+                    grads.register::<B>(node.id, dbeta)
+                }
+            }
+        }
+
+        let forward = |t: &AutodiffTensor<B>, m: &AutodiffTensor<B>, v: &AutodiffTensor<B>, g: &AutodiffTensor<B>, b: AutodiffTensor<B>| {
+            B::batch_norm_train(t.primitive.clone(), m.primitive.clone(), v.primitive.clone(), g.primitive.clone(), b.primitive, epsilon)
+        };
+        match BatchNormTrain
+            .prepare::<C>([tensor.node.clone(), gamma.node.clone(), beta.node.clone()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let out = forward(&tensor, &mean, &var, &gamma, beta);
+                prep.finish((tensor.primitive, mean.primitive, var.primitive, gamma.primitive, epsilon), out)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(forward(&tensor, &mean, &var, &gamma, beta)),
+        }
+    }
+
+    fn batch_norm_train_backward(
+        _tensor: AutodiffTensor<B>,
+        _mean: AutodiffTensor<B>,
+        _var: AutodiffTensor<B>,
+        _gamma: AutodiffTensor<B>,
+        _grad: AutodiffTensor<B>,
+        _epsilon: f64,
+    ) -> (AutodiffTensor<B>, AutodiffTensor<B>, AutodiffTensor<B>) {
+        panic!("Can't differentiate batch_norm_train_backward.");
+    }
+
     fn conv1d(
         x: AutodiffTensor<B>,
         weight: AutodiffTensor<B>,

@@ -833,6 +833,33 @@ impl ModuleOps<Flex> for Flex {
         crate::ops::norm_backward::layer_norm_backward(tensor, gamma, grad, epsilon)
     }
 
+    // tinycats patch: fused training-mode batch norm (ops/batch_norm.rs).
+    fn batch_norm_stats(tensor: FloatTensor<Flex>) -> (FloatTensor<Flex>, FloatTensor<Flex>) {
+        crate::ops::batch_norm::batch_norm_stats(tensor)
+    }
+
+    fn batch_norm_train(
+        tensor: FloatTensor<Flex>,
+        mean: FloatTensor<Flex>,
+        var: FloatTensor<Flex>,
+        gamma: FloatTensor<Flex>,
+        beta: FloatTensor<Flex>,
+        epsilon: f64,
+    ) -> FloatTensor<Flex> {
+        crate::ops::batch_norm::batch_norm_train(tensor, mean, var, gamma, beta, epsilon)
+    }
+
+    fn batch_norm_train_backward(
+        tensor: FloatTensor<Flex>,
+        mean: FloatTensor<Flex>,
+        var: FloatTensor<Flex>,
+        gamma: FloatTensor<Flex>,
+        grad: FloatTensor<Flex>,
+        epsilon: f64,
+    ) -> (FloatTensor<Flex>, FloatTensor<Flex>, FloatTensor<Flex>) {
+        crate::ops::batch_norm::batch_norm_train_backward(tensor, mean, var, gamma, grad, epsilon)
+    }
+
     fn embedding_backward(
         weights: FloatTensor<Flex>,
         output_grad: FloatTensor<Flex>,

@@ -21,7 +21,7 @@ use crate::{Flex, FlexTensor};
 use rayon::prelude::*;
 
 /// The f32 slice of a contiguous tensor, or `None` for other layouts and dtypes.
-fn contiguous_f32(t: &FlexTensor) -> Option<&[f32]> {
+pub(crate) fn contiguous_f32(t: &FlexTensor) -> Option<&[f32]> {
     if t.dtype() != DType::F32 {
         return None;
     }
@@ -46,7 +46,7 @@ pub(crate) fn dot8(a: &[f32], b: &[f32]) -> f32 {
 
 /// Σ f(a[i]) with eight partial sums (see `dot8`).
 #[inline]
-fn sum_map(a: &[f32], f: impl Fn(f32) -> f32) -> f32 {
+pub(crate) fn sum_map(a: &[f32], f: impl Fn(f32) -> f32) -> f32 {
     let mut acc = [0.0f32; 8];
     let ca = a.chunks_exact(8);
     let tail: f32 = ca.remainder().iter().map(|&x| f(x)).sum();

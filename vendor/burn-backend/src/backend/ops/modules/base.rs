@@ -1149,6 +1149,45 @@ pub trait ModuleOps<B: Backend> {
         layer_norm_backward_generic::<B>(tensor, gamma, grad, epsilon)
     }
 
+    /// tinycats patch: the per-channel batch statistics of `tensor` `[N, C, ...]`: the mean and
+    /// the biased variance over every axis but the channel axis 1, each of shape `[C]`.
+    ///
+    /// Training-mode batch norm takes these for its output and its running averages. Backends may
+    /// override it with a fused kernel; autodiff computes it without tracking.
+    fn batch_norm_stats(tensor: FloatTensor<B>) -> (FloatTensor<B>, FloatTensor<B>) {
+        batch_norm_stats_generic::<B>(tensor)
+    }
+
+    /// tinycats patch: training-mode batch norm of `tensor` `[N, C, ...]`:
+    /// `(x − mean)/sqrt(var + ε)·γ + β` per channel, where `mean` and `var` (each `[C]`) must be
+    /// [`batch_norm_stats`](Self::batch_norm_stats) of `tensor`. Its gradient
+    /// ([`batch_norm_train_backward`](Self::batch_norm_train_backward)) includes the dependence
+    /// of those statistics on `tensor`.
+    fn batch_norm_train(
+        tensor: FloatTensor<B>,
+        mean: FloatTensor<B>,
+        var: FloatTensor<B>,
+        gamma: FloatTensor<B>,
+        beta: FloatTensor<B>,
+        epsilon: f64,
+    ) -> FloatTensor<B> {
+        batch_norm_train_generic::<B>(tensor, mean, var, gamma, beta, epsilon)
+    }
+
+    /// tinycats patch: the gradients of [`batch_norm_train`](Self::batch_norm_train) with respect
+    /// to `tensor`, `gamma` and `beta`. With M values per channel, r = 1/sqrt(var + ε) and
+    /// x̂ = (x − mean)·r: dβ = Σ grad, dγ = Σ grad·x̂, dx = γ·r·(grad − dβ/M − x̂·dγ/M).
+    fn batch_norm_train_backward(
+        tensor: FloatTensor<B>,
+        mean: FloatTensor<B>,
+        var: FloatTensor<B>,
+        gamma: FloatTensor<B>,
+        grad: FloatTensor<B>,
+        epsilon: f64,
+    ) -> (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>) {
+        batch_norm_train_backward_generic::<B>(tensor, mean, var, gamma, grad, epsilon)
+    }
+
     /// Computes the Connectionist Temporal Classification (CTC) loss.
     ///
     /// Sums over all valid alignments between the input and target sequences
@@ -1362,4 +1401,69 @@ pub fn layer_norm_backward_generic<B: Backend>(
     let dgamma = B::float_reshape(B::float_sum_dim(flat(B::float_mul(grad.clone(), xhat)), 0), Shape::from([d_model]));
     let dbeta = B::float_reshape(B::float_sum_dim(flat(grad), 0), Shape::from([d_model]));
     (dx, dgamma, dbeta)
+}
+
+/// `[N, C, ...]` as `[N, C, L]`, and the per-channel broadcast shape `[1, C, 1]`.
+fn batch_norm_rows<B: Backend>(tensor: FloatTensor<B>) -> (FloatTensor<B>, [usize; 3]) {
+    let shape = tensor.shape();
+    let (n, c) = (shape[0], shape[1]);
+    let l = shape.num_elements() / (n * c).max(1);
+    (B::float_reshape(tensor, Shape::from([n, c, l])), [n, c, l])
+}
+
+/// tinycats patch: [`ModuleOps::batch_norm_stats`] from generic tensor ops.
+pub fn batch_norm_stats_generic<B: Backend>(tensor: FloatTensor<B>) -> (FloatTensor<B>, FloatTensor<B>) {
+    let (rows, [_, c, _]) = batch_norm_rows::<B>(tensor);
+    // Every sample has L values per channel, so the mean of per-sample means is the mean.
+    let mean = B::float_mean_dim(B::float_mean_dim(rows.clone(), 2), 0);
+    let centered = B::float_sub(rows, mean.clone());
+    let var = B::float_mean_dim(B::float_mean_dim(B::float_mul(centered.clone(), centered), 2), 0);
+    (B::float_reshape(mean, Shape::from([c])), B::float_reshape(var, Shape::from([c])))
+}
+
+/// tinycats patch: [`ModuleOps::batch_norm_train`] from generic tensor ops, as x·s + t with
+/// s = γ/σ and t = β − mean·s.
+pub fn batch_norm_train_generic<B: Backend>(
+    tensor: FloatTensor<B>,
+    mean: FloatTensor<B>,
+    var: FloatTensor<B>,
+    gamma: FloatTensor<B>,
+    beta: FloatTensor<B>,
+    epsilon: f64,
+) -> FloatTensor<B> {
+    let shape = tensor.shape();
+    let (rows, [_, c, _]) = batch_norm_rows::<B>(tensor);
+    let scale = B::float_div(gamma, B::float_sqrt(B::float_add_scalar(var, epsilon.into())));
+    let shift = B::float_sub(beta, B::float_mul(mean, scale.clone()));
+    let per_channel = |t: FloatTensor<B>| B::float_reshape(t, Shape::from([1, c, 1]));
+    let out = B::float_add(B::float_mul(rows, per_channel(scale)), per_channel(shift));
+    B::float_reshape(out, shape)
+}
+
+/// tinycats patch: [`ModuleOps::batch_norm_train_backward`] from generic tensor ops.
+pub fn batch_norm_train_backward_generic<B: Backend>(
+    tensor: FloatTensor<B>,
+    mean: FloatTensor<B>,
+    var: FloatTensor<B>,
+    gamma: FloatTensor<B>,
+    grad: FloatTensor<B>,
+    epsilon: f64,
+) -> (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>) {
+    let shape = tensor.shape();
+    let (rows, [n, c, l]) = batch_norm_rows::<B>(tensor);
+    let (g, _) = batch_norm_rows::<B>(grad);
+    let per_channel = |t: FloatTensor<B>| B::float_reshape(t, Shape::from([1, c, 1]));
+    let per_channel_sum = |t: FloatTensor<B>| B::float_reshape(B::float_sum_dim(B::float_sum_dim(t, 2), 0), Shape::from([c]));
+    let m = (n * l).max(1) as f64;
+
+    let rstd = B::float_recip(B::float_sqrt(B::float_add_scalar(var, epsilon.into())));
+    let xhat = B::float_mul(B::float_sub(rows, per_channel(mean)), per_channel(rstd.clone()));
+    let dbeta = per_channel_sum(g.clone());
+    let dgamma = per_channel_sum(B::float_mul(g.clone(), xhat.clone()));
+    let inner = B::float_sub(
+        B::float_sub(g, per_channel(B::float_div_scalar(dbeta.clone(), m.into()))),
+        B::float_mul(xhat, per_channel(B::float_div_scalar(dgamma.clone(), m.into()))),
+    );
+    let dx = B::float_mul(inner, per_channel(B::float_mul(gamma, rstd)));
+    (B::float_reshape(dx, shape), dgamma, dbeta)
 }
