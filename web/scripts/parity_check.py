@@ -30,10 +30,13 @@ model = os.path.join(os.path.dirname(__file__), '../../models/generator/generato
 s = ort.InferenceSession(model)
 meta = s.get_modelmeta().custom_metadata_map
 breed, null = json.loads(meta['labels']).index('Siamese'), int(meta['null_class'])
+target = meta.get('target', 'velocity')  # as src/lib/metadata.ts defaults it
 x = noise(seed, 3 * 64 * 64).reshape(1, 3, 64, 64)
 for k in range(steps):
     t = k / steps
     v = s.run(None, {'x_t': np.concatenate([x, x]), 't': np.array([t, t], np.float32), 'breed': np.array([breed, null], np.int64)})[0]
+    if target == 'x':  # the graph predicts the clean image: velocity as in src/lib/sampling.ts
+        v = ((v - np.concatenate([x, x])) / np.float32(max(1 - t, 0.05))).astype(np.float32)
     vm = (v[1] + np.float32(cfg) * (v[0] - v[1])).astype(np.float32)
     x = (x + vm * np.float32(1 / steps)).astype(np.float32)
 ref = np.round(np.clip((x[0] + 1) / 2, 0, 1) * 255).astype(np.int32).transpose(1, 2, 0)
