@@ -70,7 +70,7 @@ describe('Predictions panel', () => {
   it('reads the panel from a generator config (seeds → samples + first seed)', () => {
     expect(panelFromConfig('generator', '[predictions]\nenabled = false\nevery = 20\nseeds = [3, 4]\n')).toEqual({ enabled: false, every: '20', samples: '2', seed: '3' });
     expect(panelFromConfig('generator', '')).toEqual(PANEL_DEFAULTS.generator);
-    expect(panelFromConfig('generator', shipped('generator.toml'))).toEqual({ enabled: true, every: '500', samples: '1', seed: '1' });
+    expect(panelFromConfig('generator', shipped('generator.toml'))).toEqual({ enabled: true, every: '1000', samples: '1', seed: '1' });
   });
   it('reads the panel from a classifier config', () => {
     expect(panelFromConfig('classifier', '[predictions]\nsamples = 8\nevery = "epoch"\nseed = 5\n')).toEqual({ enabled: true, every: 'epoch', samples: '8', seed: '5' });
