@@ -68,6 +68,8 @@ fn main() -> ExitCode {
     // Subnormal floats slow x86 GEMMs by orders of magnitude (see `flush_denormals`); every
     // thread that does tensor math flushes them. If the pool already exists this is a no-op.
     tinycats_models::flush_denormals();
+    // Freed activations stay in the heap instead of returning as fresh zeroed pages (see there).
+    tinycats_models::keep_freed_memory();
     let _ = rayon::ThreadPoolBuilder::new().start_handler(|_| tinycats_models::flush_denormals()).build_global();
     let cli = Cli::parse();
     let res = match cli.cmd {

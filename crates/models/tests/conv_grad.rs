@@ -1,7 +1,9 @@
 //! Our burn-flex carries direct backward kernels for pointwise and depthwise convolutions
 //! (vendor/burn-flex/src/ops/conv_backward.rs) and burn's generic path for every other shape.
 //! Both must give the gradients of the convolution's definition: this test computes them with
-//! plain loops in f64 and compares input, weight and bias gradients for each kind of shape.
+//! plain loops in f64 and compares the output (fourteenth session: the stride-1 depthwise
+//! forward has a direct kernel too) and the input, weight and bias gradients for each kind of
+//! shape.
 use burn::backend::Autodiff;
 use burn::module::Param;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
@@ -29,6 +31,7 @@ struct Case {
 }
 
 struct Grads {
+    y: Vec<f64>,
     x: Vec<f64>,
     w: Vec<f64>,
     b: Vec<f64>,
@@ -38,21 +41,24 @@ fn out_size(c: &Case, d: usize) -> usize {
     (c.size[d] + 2 * c.padding[d] - c.dilation[d] * (c.kernel[d] - 1) - 1) / c.stride[d] + 1
 }
 
-/// Gradients of L = Σ conv(x, w, b) · r straight from the definition of a grouped convolution.
-fn reference(c: &Case, x: &[f32], w: &[f32], r: &[f32]) -> Grads {
+/// y = conv(x, w, b) and the gradients of L = Σ y · r, straight from the definition of a
+/// grouped convolution.
+fn reference(c: &Case, x: &[f32], w: &[f32], b: &[f32], r: &[f32]) -> Grads {
     let [h, wd] = c.size;
     let [kh, kw] = c.kernel;
     let (oh_n, ow_n) = (out_size(c, 0), out_size(c, 1));
     let cin_g = c.c_in / c.groups;
     let cout_g = c.c_out / c.groups;
-    let mut g = Grads { x: vec![0.0; x.len()], w: vec![0.0; w.len()], b: vec![0.0; c.c_out] };
+    let mut g = Grads { y: vec![0.0; r.len()], x: vec![0.0; x.len()], w: vec![0.0; w.len()], b: vec![0.0; c.c_out] };
     for n in 0..c.batch {
         for co in 0..c.c_out {
             let group = co / cout_g;
             for oh in 0..oh_n {
                 for ow in 0..ow_n {
-                    let rv = r[((n * c.c_out + co) * oh_n + oh) * ow_n + ow] as f64;
+                    let yi = ((n * c.c_out + co) * oh_n + oh) * ow_n + ow;
+                    let rv = r[yi] as f64;
                     g.b[co] += rv;
+                    g.y[yi] += b[co] as f64;
                     for cl in 0..cin_g {
                         let ci = group * cin_g + cl;
                         for i in 0..kh {
@@ -64,6 +70,7 @@ fn reference(c: &Case, x: &[f32], w: &[f32], r: &[f32]) -> Grads {
                                 }
                                 let xi = ((n * c.c_in + ci) * h + ih as usize) * wd + iw as usize;
                                 let wi = ((co * cin_g + cl) * kh + i) * kw + j;
+                                g.y[yi] += x[xi] as f64 * w[wi] as f64;
                                 g.w[wi] += rv * x[xi] as f64;
                                 g.x[xi] += rv * w[wi] as f64;
                             }
@@ -95,14 +102,16 @@ fn check(c: Case) {
     let x = Tensor::<Ad, 4>::from_inner(x0.clone()).require_grad();
     let y = conv.forward(x.clone());
     assert_eq!(y.dims(), r.dims(), "{}: output shape", c.name);
+    let y_got = flat(y.clone().inner());
     let grads = (y * Tensor::from_inner(r.clone())).sum().backward();
 
-    let want = reference(&c, &flat(x0), &flat(conv.weight.val().inner()), &flat(r));
+    let bias = flat(conv.bias.as_ref().unwrap().val().inner());
+    let want = reference(&c, &flat(x0), &flat(conv.weight.val().inner()), &bias, &flat(r));
     let gx = flat(x.grad(&grads).expect("x grad"));
     let gw = flat(conv.weight.val().grad(&grads).expect("weight grad"));
     let gb = conv.bias.as_ref().unwrap().val().grad(&grads).expect("bias grad").into_data().to_vec::<f32>().unwrap();
-    for (what, err) in [("input", max_rel_err(&gx, &want.x)), ("weight", max_rel_err(&gw, &want.w)), ("bias", max_rel_err(&gb, &want.b))] {
-        assert!(err < 1e-5, "{}: {what} gradient differs from the definition by {err:.2e} (relative to its largest entry)", c.name);
+    for (what, err) in [("output", max_rel_err(&y_got, &want.y)), ("input gradient", max_rel_err(&gx, &want.x)), ("weight gradient", max_rel_err(&gw, &want.w)), ("bias gradient", max_rel_err(&gb, &want.b))] {
+        assert!(err < 1e-5, "{}: {what} differs from the definition by {err:.2e} (relative to its largest entry)", c.name);
     }
 }
 
@@ -116,6 +125,9 @@ fn pointwise_conv_gradients_match_the_definition() {
     check(Case { c_in: 5, c_out: 9, size: [4, 6], ..base("pointwise 1x1") });
     // One image only: the batch split across workers must still cover it exactly once.
     check(Case { batch: 1, c_in: 8, c_out: 3, ..base("pointwise 1x1, batch 1") });
+    // Large enough (75 K output elements) that the bias gradient splits its channels across
+    // two threads.
+    pool().install(|| check(Case { batch: 8, c_in: 64, c_out: 192, ..base("pointwise 1x1, threaded bias gradient") }));
 }
 
 #[test]

@@ -90,7 +90,7 @@ pub(crate) fn convert_f32_to_bf16(tensor: &FlexTensor) -> FlexTensor {
 // ============================================================================
 
 #[allow(clippy::needless_range_loop)]
-pub(crate) fn add_bias<T: Copy>(
+pub(crate) fn add_bias<T: Copy + Send + Sync + 'static>(
     output: &mut [T],
     bias: &[T],
     batch: usize,
@@ -98,13 +98,35 @@ pub(crate) fn add_bias<T: Copy>(
     spatial: usize,
     add_fn: fn(T, T) -> T,
 ) {
-    for b in 0..batch {
-        for c in 0..channels {
-            let offset = b * channels * spatial + c * spatial;
-            let bias_val = bias[c];
-            for i in 0..spatial {
-                output[offset + i] = add_fn(output[offset + i], bias_val);
-            }
-        }
+    // tinycats patch: whole planes split across threads (`ops/par.rs`), and for f32 a plain
+    // `+=` the compiler vectorises. The release walked every element on one thread through the
+    // `add_fn` pointer: about 3% of the classifier step after its 1×1 convolutions.
+    let len = batch * channels * spatial;
+    if spatial == 0 || channels == 0 || len == 0 {
+        return;
     }
+    let output = &mut output[..len];
+    let per_task = super::par::units_per_task(spatial) * spatial;
+    if core::any::TypeId::of::<T>() == core::any::TypeId::of::<f32>() {
+        // SAFETY: T is f32 (checked above), so both slices reinterpret to themselves.
+        let (out, bias) = unsafe {
+            (
+                core::slice::from_raw_parts_mut(output.as_mut_ptr() as *mut f32, len),
+                core::slice::from_raw_parts(bias.as_ptr() as *const f32, bias.len()),
+            )
+        };
+        super::par::fill_chunks(out, per_task, |start, chunk| {
+            for (i, plane) in chunk.chunks_mut(spatial).enumerate() {
+                let b = bias[(start / spatial + i) % channels];
+                plane.iter_mut().for_each(|v| *v += b);
+            }
+        });
+        return;
+    }
+    super::par::fill_chunks(output, per_task, |start, chunk| {
+        for (i, plane) in chunk.chunks_mut(spatial).enumerate() {
+            let b = bias[(start / spatial + i) % channels];
+            plane.iter_mut().for_each(|v| *v = add_fn(*v, b));
+        }
+    });
 }

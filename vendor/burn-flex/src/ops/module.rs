@@ -64,6 +64,10 @@ impl ModuleOps<Flex> for Flex {
         bias: Option<FloatTensor<Flex>>,
         options: ConvOptions<2>,
     ) -> FloatTensor<Flex> {
+        // tinycats: stride-1 depthwise convolutions on zero-padded planes (conv_backward.rs).
+        if let Some(y) = super::conv_backward::depthwise_forward_f32(&x, &weight, bias.as_ref(), &options) {
+            return y;
+        }
         match x.dtype() {
             DType::F32 => conv::conv2d_f32(x, weight, bias, &options),
             DType::F64 => conv::conv2d_f64(x, weight, bias, &options),
