@@ -676,12 +676,8 @@ fn conv3d_1x1_impl<T: bytemuck::Pod + Clone + Copy + burn_backend::Element + Sen
     // W is [out_channels_per_group, channels_per_group] row-major
     // X is [channels_per_group, spatial] row-major (directly from NCHW layout)
     // C is [out_channels_per_group, spatial] row-major
-    // tinycats patch: no threads inside each image's GEMM when the images alone keep every
-    // thread busy (nested splitting only added scheduling work).
     #[cfg(feature = "rayon")]
-    let parallelism = if m.saturating_mul(n).saturating_mul(k) >= 192 * 192 * 192
-        && batch_size < rayon::current_num_threads()
-    {
+    let parallelism = if m.saturating_mul(n).saturating_mul(k) >= 192 * 192 * 192 {
         gemm::Parallelism::Rayon(0)
     } else {
         gemm::Parallelism::None
@@ -697,21 +693,7 @@ fn conv3d_1x1_impl<T: bytemuck::Pod + Clone + Copy + burn_backend::Element + Sen
             use rayon::prelude::*;
             let dst_ptr = crate::ops::SendMutPtr::new(output.as_mut_ptr());
 
-            // tinycats patch: the bias is the starting value of each image's output (written
-            // just before its GEMM, which then accumulates onto it) instead of a separate
-            // single-threaded pass over the whole output afterwards.
-            let bias_data: Option<Vec<T>> = bias.as_ref().map(|b| b.to_contiguous().storage::<T>().to_vec());
             (0..batch_size).into_par_iter().for_each(|b| {
-                if let Some(bias) = &bias_data {
-                    // SAFETY: image b's [channels_out, spatial] block of `output`; each task
-                    // writes only its own image.
-                    let img = unsafe {
-                        core::slice::from_raw_parts_mut(dst_ptr.ptr_add(b * channels_out * spatial), channels_out * spatial)
-                    };
-                    for (plane, &v) in img.chunks_mut(spatial.max(1)).zip(bias) {
-                        plane.fill(v);
-                    }
-                }
                 for g in 0..groups {
                     let x_offset = b * channels_in * spatial + g * k * spatial;
                     let w_offset = g * out_channels_per_group * k;
@@ -726,14 +708,14 @@ fn conv3d_1x1_impl<T: bytemuck::Pod + Clone + Copy + burn_backend::Element + Sen
                             dst_ptr.ptr_add(out_offset),
                             1,          // dst_cs
                             n as isize, // dst_rs
-                            bias_data.is_some(), // read_dst: accumulate onto the bias
+                            false,      // read_dst
                             w_data.as_ptr().add(w_offset),
                             1,          // lhs_cs: W row-major
                             k as isize, // lhs_rs
                             x_data.as_ptr().add(x_offset),
                             1,          // rhs_cs: X row-major
                             n as isize, // rhs_rs
-                            if bias_data.is_some() { one } else { zero }, // alpha: dst = alpha·dst + W·X
+                            zero,
                             one,
                             false,
                             false,
@@ -781,8 +763,6 @@ fn conv3d_1x1_impl<T: bytemuck::Pod + Clone + Copy + burn_backend::Element + Sen
         }
     }
 
-    // With rayon the bias went in before each GEMM (above).
-    #[cfg(not(feature = "rayon"))]
     if let Some(bias) = bias {
         let bias = bias.to_contiguous();
         let bias_data: &[T] = bias.storage();
@@ -795,8 +775,6 @@ fn conv3d_1x1_impl<T: bytemuck::Pod + Clone + Copy + burn_backend::Element + Sen
             add_fn,
         );
     }
-    #[cfg(feature = "rayon")]
-    let _ = add_fn;
 
     let out_shape = Shape::from(vec![
         batch_size,
