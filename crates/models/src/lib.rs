@@ -40,8 +40,8 @@ pub fn flush_denormals() {
 
 /// Keeps freed tensor buffers in the process heap instead of handing them back to the kernel.
 ///
-/// Why: glibc's malloc serves blocks from 128 KiB up with a fresh `mmap` and unmaps them on
-/// free (its adaptive threshold stops adapting once set). A training step allocates and frees
+/// Why: glibc's malloc serves large blocks with a fresh `mmap` and unmaps them on free (from
+/// 128 KiB; its threshold only grows as such blocks are freed). A training step allocates and frees
 /// hundreds of 1–16 MB activations, so each one came back as zeroed pages, one page fault per
 /// 4 KiB: `perf` showed 5–8% of the classifier step in the kernel's page-fault and page-clear
 /// paths. With blocks up to 32 MiB (mallopt's maximum) taken from the heap, a 1 GiB trim
