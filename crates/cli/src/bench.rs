@@ -146,73 +146,122 @@ pub struct StepBench {
     /// Also run the PyTorch reference (scripts/bench_torch_tail.py) with this interpreter.
     #[arg(long)]
     torch: Option<String>,
+    /// Measure burn then PyTorch this many times, alternating, and report each side's median:
+    /// the dev VM's speed drifts by ~5% within minutes, so one round per side can mislead.
+    #[arg(long, default_value_t = 1)]
+    rounds: usize,
     #[arg(long)]
     json: bool,
 }
 
+/// The middle value (the upper one of an even count).
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(0.0)
+}
+
 /// Training-step throughput of the shipped classifier's tail (block 15 + head + linear on
 /// 192×7×7 features), with BatchNorm and with BN folded/frozen, against PyTorch in the same run.
+/// Both sides take the shipped recipe's step: label-smoothed cross-entropy, global grad-norm
+/// clip 1.0 (burn clips each parameter's norm, PyTorch all together; the cost is alike), AdamW.
 pub fn classifier_step(a: StepBench) -> Result<ExitCode> {
     use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
     use burn::prelude::*;
     use tinycats_models::classifier::Tail;
     use tinycats_models::CpuTrain;
+    if a.rounds == 0 || a.steps == 0 || a.batch == 0 {
+        bail!("--rounds, --steps and --batch must each be at least 1");
+    }
     let threads = a.threads.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
     let pool = pool_of(threads)?;
-    let mut out = serde_json::json!({"batch": a.batch, "threads": threads, "steps": a.steps, "backend": tinycats_models::BACKEND_NAME});
-    for frozen in [false, true] {
-        let ips = pool.install(|| -> Result<f64> {
-            let dev = Default::default();
-            let m = Tail::<CpuTrain>::new(15, 13, &dev);
-            let mut model = if frozen { m.fold_bn() } else { m };
-            let mut optim = AdamWConfig::new().with_weight_decay(0.05).init::<CpuTrain, Tail<CpuTrain>>();
-            let x = Tensor::<CpuTrain, 4>::random([a.batch, 192, 7, 7], burn::tensor::Distribution::Normal(0.0, 1.0), &dev);
-            let labels: Vec<i64> = (0..a.batch as i64).map(|i| i % 13).collect();
-            let y = Tensor::<CpuTrain, 1, Int>::from_data(TensorData::new(labels, [a.batch]), &dev);
-            images_per_s::<CpuTrain>(&dev, a.batch, a.steps, |n, _| {
-                for _ in 0..n {
-                    let logits = model.forward(x.clone());
-                    let loss = burn::nn::loss::CrossEntropyLossConfig::new().with_smoothing(Some(0.1)).init(&dev).forward(logits, y.clone());
-                    let g = GradientsParams::from_grads(loss.backward(), &model);
-                    model = optim.step(1e-3, model.clone(), g);
+    let mut out = serde_json::json!({"batch": a.batch, "threads": threads, "steps": a.steps, "rounds": a.rounds, "backend": tinycats_models::BACKEND_NAME});
+    let keys = ["burn_bn", "burn_frozen_bn", "torch_bn", "torch_frozen_bn"];
+    let mut runs: std::collections::BTreeMap<&str, Vec<f64>> = keys.iter().map(|k| (*k, Vec::new())).collect();
+    for _ in 0..a.rounds {
+        for frozen in [false, true] {
+            let ips = pool.install(|| -> Result<f64> {
+                let dev = Default::default();
+                let m = Tail::<CpuTrain>::new(15, 13, &dev);
+                let mut model = if frozen { m.fold_bn() } else { m };
+                let clip = burn::grad_clipping::GradientClippingConfig::Norm(1.0);
+                let mut optim = AdamWConfig::new().with_weight_decay(0.05).with_grad_clipping(Some(clip)).init::<CpuTrain, Tail<CpuTrain>>();
+                let x = Tensor::<CpuTrain, 4>::random([a.batch, 192, 7, 7], burn::tensor::Distribution::Normal(0.0, 1.0), &dev);
+                let labels: Vec<i64> = (0..a.batch as i64).map(|i| i % 13).collect();
+                let y = Tensor::<CpuTrain, 1, Int>::from_data(TensorData::new(labels, [a.batch]), &dev);
+                images_per_s::<CpuTrain>(&dev, a.batch, a.steps, |n, _| {
+                    for _ in 0..n {
+                        let logits = model.forward(x.clone());
+                        let loss = burn::nn::loss::CrossEntropyLossConfig::new().with_smoothing(Some(0.1)).init(&dev).forward(logits, y.clone());
+                        let g = GradientsParams::from_grads(loss.backward(), &model);
+                        model = optim.step(1e-3, model.clone(), g);
+                    }
+                })
+            })?;
+            runs.get_mut(if frozen { "burn_frozen_bn" } else { "burn_bn" }).expect("key").push(ips);
+        }
+        if let Some(py) = &a.torch {
+            let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/bench_torch_tail.py");
+            let script = if script.is_file() { script } else { PathBuf::from("scripts/bench_torch_tail.py") };
+            let o = std::process::Command::new(py)
+                .arg(&script)
+                .args(["--batch", &a.batch.to_string(), "--steps", &a.steps.to_string(), "--threads", &threads.to_string()])
+                .args(["--device", TORCH_DEVICE])
+                .output()
+                .with_context(|| format!("cannot run {py} {}", script.display()))?;
+            if !o.status.success() {
+                bail!("PyTorch reference failed: {}", String::from_utf8_lossy(&o.stderr));
+            }
+            for line in String::from_utf8_lossy(&o.stdout).lines() {
+                let v: serde_json::Value = serde_json::from_str(line).with_context(|| format!("PyTorch reference printed a non-JSON line: {line}"))?;
+                let key = format!("torch_{}", v["variant"].as_str().unwrap_or("?"));
+                let ips = v["images_per_s"].as_f64().with_context(|| format!("PyTorch reference line has no images_per_s: {line}"))?;
+                if let Some(r) = runs.get_mut(key.as_str()) {
+                    r.push(ips);
                 }
-            })
-        })?;
-        out[if frozen { "burn_frozen_bn" } else { "burn_bn" }] = serde_json::json!({"images_per_s": ips});
+                out[&key] = v;
+            }
+        }
     }
-    if let Some(py) = &a.torch {
-        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/bench_torch_tail.py");
-        let script = if script.is_file() { script } else { PathBuf::from("scripts/bench_torch_tail.py") };
-        let o = std::process::Command::new(py)
-            .arg(&script)
-            .args(["--batch", &a.batch.to_string(), "--steps", &a.steps.to_string(), "--threads", &threads.to_string()])
-            .args(["--device", TORCH_DEVICE])
-            .output()
-            .with_context(|| format!("cannot run {py} {}", script.display()))?;
-        if !o.status.success() {
-            bail!("PyTorch reference failed: {}", String::from_utf8_lossy(&o.stderr));
+    for (k, v) in &runs {
+        if v.is_empty() {
+            continue;
         }
-        for line in String::from_utf8_lossy(&o.stdout).lines() {
-            let v: serde_json::Value = serde_json::from_str(line)?;
-            let key = format!("torch_{}", v["variant"].as_str().unwrap_or("?"));
-            out[&key] = v;
-        }
+        let (lo, hi) = v.iter().fold((f64::MAX, 0f64), |(lo, hi), x| (lo.min(*x), hi.max(*x)));
+        let entry = out.as_object_mut().expect("object").entry(*k).or_insert_with(|| serde_json::json!({}));
+        entry["images_per_s"] = serde_json::json!(median(v.clone()));
+        entry["rounds_images_per_s"] = serde_json::json!(v);
+        entry["min"] = serde_json::json!(lo);
+        entry["max"] = serde_json::json!(hi);
+    }
+    if a.torch.is_some() {
         for (b, t) in [("burn_bn", "torch_bn"), ("burn_frozen_bn", "torch_frozen_bn")] {
             let r = out[b]["images_per_s"].as_f64().unwrap_or(0.0) / out[t]["images_per_s"].as_f64().unwrap_or(f64::MAX);
             out[format!("ratio_{b}_vs_{t}")] = serde_json::json!(r);
+            // Per round: burn's figure against PyTorch's from the same round.
+            let per: Vec<f64> = runs[b].iter().zip(&runs[t]).map(|(x, y)| x / y).collect();
+            out[format!("round_ratios_{b}_vs_{t}")] = serde_json::json!(per);
         }
     }
     if a.json {
         println!("{out}");
     } else {
-        println!("classifier tail training step, batch {}, {} thread(s), fp32:", a.batch, threads);
-        for k in ["burn_bn", "burn_frozen_bn", "torch_bn", "torch_frozen_bn"] {
+        println!("classifier tail training step, batch {}, {} thread(s), fp32, median of {} round(s):", a.batch, threads, a.rounds);
+        for k in keys {
             if let Some(v) = out.get(k) {
-                println!("  {k:<16} {:>8.1} images/s", v["images_per_s"].as_f64().unwrap_or(0.0));
+                println!(
+                    "  {k:<16} {:>8.1} images/s  (min {:.1}, max {:.1})",
+                    v["images_per_s"].as_f64().unwrap_or(0.0),
+                    v["min"].as_f64().unwrap_or(0.0),
+                    v["max"].as_f64().unwrap_or(0.0)
+                );
             }
         }
         for (k, v) in out.as_object().into_iter().flatten().filter(|(k, _)| k.starts_with("ratio")) {
             println!("  {k}: {:.2}x", v.as_f64().unwrap_or(0.0));
+        }
+        for (k, v) in out.as_object().into_iter().flatten().filter(|(k, _)| k.starts_with("round_ratios")) {
+            let r: Vec<String> = v.as_array().into_iter().flatten().map(|x| format!("{:.2}", x.as_f64().unwrap_or(0.0))).collect();
+            println!("  {k}: {}", r.join(" "));
         }
     }
     Ok(ExitCode::SUCCESS)

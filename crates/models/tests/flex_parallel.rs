@@ -163,6 +163,59 @@ fn global_average_pool_gradient_spreads_evenly() {
 }
 
 #[test]
+fn global_average_pool_is_the_plane_mean() {
+    use burn::tensor::module::adaptive_avg_pool2d;
+    pool().install(|| {
+        // The classifier head's pooling forward: planes of 7×7 averaged, planes split across threads.
+        let (n, c, h, w) = (32, 320, 7, 7);
+        let (x, v) = tensor([n, c, h, w]);
+        let y = adaptive_avg_pool2d(x.clone(), [1, 1]);
+        assert_eq!(y.dims(), [n, c, 1, 1]);
+        let want: Vec<f32> = v.chunks(h * w).map(|p| p.iter().sum::<f32>() / (h * w) as f32).collect();
+        assert_close("global average pool", &flat(y), &want);
+        // A transposed (non-contiguous) input pools the same logical planes.
+        let xt = x.clone().swap_dims(2, 3);
+        let want_t: Vec<f32> = want.clone();
+        assert_close("pool of a transposed view", &flat(adaptive_avg_pool2d(xt, [1, 1])), &want_t);
+        // Other output sizes still take the general path: 2×2 cells of a 4×4 plane.
+        let (x4, v4) = tensor([2, 3, 4, 4]);
+        let got = flat(adaptive_avg_pool2d(x4, [2, 2]));
+        let mut want4 = Vec::new();
+        for p in v4.chunks(16) {
+            for (r, c) in [(0, 0), (0, 2), (2, 0), (2, 2)] {
+                want4.push((p[r * 4 + c] + p[r * 4 + c + 1] + p[(r + 1) * 4 + c] + p[(r + 1) * 4 + c + 1]) / 4.0);
+            }
+        }
+        assert_close("2×2 adaptive pool", &got, &want4);
+    });
+}
+
+#[test]
+fn clamp_matches_the_definition_and_keeps_nan() {
+    pool().install(|| {
+        // ReLU6's forward on both paths: a unique buffer (in place) and a shared one (allocating).
+        let shape = [400, 300];
+        let (a, va) = tensor(shape);
+        let mut vn = va.clone();
+        vn[12_345] = f32::NAN;
+        vn[100_001] = f32::NAN;
+        let a_nan = Tensor::<Cpu, 2>::from_data(TensorData::new(vn.clone(), shape), &Default::default());
+        let want: Vec<f32> = vn.iter().map(|x| x.clamp(0.0, 2.4)).collect();
+        let check = |what: &str, got: Vec<f32>| {
+            assert_eq!(got.len(), want.len(), "{what}: length");
+            for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                assert!(g == w || (g.is_nan() && w.is_nan()), "{what}: element {i} is {g}, expected {w}");
+            }
+        };
+        let keep = a_nan.clone();
+        check("shared clamp", flat(a_nan.clamp(0.0, 2.4)));
+        check("in-place clamp", flat(keep.clamp(0.0, 2.4)));
+        assert!(va.iter().any(|x| *x < 0.0) && va.iter().any(|x| *x > 2.4), "test values cover both bounds");
+        drop(a);
+    });
+}
+
+#[test]
 fn large_zero_tensors_are_zero_after_heap_reuse() {
     pool().install(|| {
         // Free a large non-zero buffer first so the allocator hands the same memory back.

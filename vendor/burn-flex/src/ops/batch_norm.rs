@@ -35,22 +35,6 @@ fn channel_vec(t: &FloatTensor<Flex>, c: usize) -> Option<&[f32]> {
     contiguous_f32(t).filter(|v| v.len() == c && t.shape().num_dims() == 1)
 }
 
-/// `f(p)` for each plane p of `l` values, split across threads when the tensor is large.
-fn per_plane<T: Send + Copy + Default>(planes: usize, l: usize, f: impl Fn(usize) -> T + Sync) -> Vec<T> {
-    let mut out = vec![T::default(); planes];
-    let body = |start: usize, o: &mut [T]| {
-        for (k, o) in o.iter_mut().enumerate() {
-            *o = f(start + k);
-        }
-    };
-    if par::worth_splitting(planes * l) {
-        par::split_chunks(&mut out, par::units_per_task(l), body);
-    } else {
-        body(0, &mut out);
-    }
-    out
-}
-
 /// A new `[N, C, L]` buffer whose plane p is `f(p, out)`; planes are split across threads.
 fn new_planes(c: usize, l: usize, len: usize, f: impl Fn(usize, usize, &mut [MaybeUninit<f32>]) + Sync) -> Vec<f32> {
     par::fill_new_units(len, l, |start, out: &mut [MaybeUninit<f32>]| {
@@ -84,7 +68,7 @@ pub fn batch_norm_stats(tensor: FloatTensor<Flex>) -> (FloatTensor<Flex>, FloatT
         return burn_backend::ops::batch_norm_stats_generic::<Flex>(tensor);
     };
     let inv_l = 1.0 / l as f32;
-    let part = per_plane(n * c, l, |p| {
+    let part = par::per_plane(n * c, l, |p| {
         let s = &x[p * l..(p + 1) * l];
         let m = sum_map(s, |v| v) * inv_l;
         (m, sum_map(s, |v| (v - m) * (v - m)))
@@ -149,7 +133,7 @@ pub fn batch_norm_train_backward(
     let fused = planes(&shape).filter(|_| grad.shape() == shape).and_then(|(n, c, l)| {
         let (x, g) = (contiguous_f32(&tensor)?, contiguous_f32(&grad)?);
         let (mu, v, gm) = (channel_vec(&mean, c)?, channel_vec(&var, c)?, channel_vec(&gamma, c)?);
-        let part = per_plane(n * c, l, |p| {
+        let part = par::per_plane(n * c, l, |p| {
             let (xs, gs) = (&x[p * l..(p + 1) * l], &g[p * l..(p + 1) * l]);
             (sum_map(gs, |v| v), dot_centered(gs, xs, mu[p % c]))
         });

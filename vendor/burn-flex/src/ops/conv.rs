@@ -685,7 +685,9 @@ fn conv3d_1x1_impl<T: bytemuck::Pod + Clone + Copy + burn_backend::Element + Sen
     #[cfg(not(feature = "rayon"))]
     let parallelism = gemm::Parallelism::None;
 
-    let mut output = vec![zero; total_output];
+    // tinycats patch: not zeroed first (a memset was 1.3% of the classifier step): the GEMMs
+    // below overwrite every block (read_dst = false, and gemm writes zeros when k = 0).
+    let mut output: Vec<T> = Vec::with_capacity(total_output);
 
     {
         #[cfg(feature = "rayon")]
@@ -762,6 +764,10 @@ fn conv3d_1x1_impl<T: bytemuck::Pod + Clone + Copy + burn_backend::Element + Sen
             }
         }
     }
+
+    // SAFETY: one m×n block per (image, group) covers all `total_output` elements, each
+    // written by its GEMM above.
+    unsafe { output.set_len(total_output) };
 
     if let Some(bias) = bias {
         let bias = bias.to_contiguous();

@@ -14,13 +14,14 @@
 
 use alloc::vec;
 use alloc::vec::Vec;
+use core::mem::MaybeUninit;
 
 use burn_backend::DType;
 use burn_backend::ops::ConvOptions;
 use burn_std::{Bytes, Shape};
 
 use crate::ops::conv::valid_out_range;
-use crate::ops::norm_backward::dot8;
+use crate::ops::norm_backward::{dot8, sum_map};
 use crate::ops::par::{split_chunks, units_per_task};
 use crate::{FlexTensor, Layout};
 
@@ -103,16 +104,18 @@ fn pointwise_x_grad(weight: &FlexTensor, output_grad: &FlexTensor, xs: [usize; 4
     let (batch, ci, co) = (xs[0], xs[1], gs[1]);
     let spatial = xs[2] * xs[3];
     let image = ci * spatial;
-    let mut out = vec![0f32; batch * image];
-    let one = |b: usize, dst: &mut [f32]| {
+    // Not zeroed first: each GEMM overwrites its image's block (read_dst = false).
+    let mut out: Vec<f32> = Vec::with_capacity(batch * image);
+    let one = |b: usize, dst: &mut [MaybeUninit<f32>]| {
         // SAFETY: lhs[i = c_in, k = c_out] = W[c_out, c_in] reads the [co, ci] weight (column
-        // step ci, row step 1); rhs is image b's [co, spatial] gradient; dst is [ci, spatial].
+        // step ci, row step 1); rhs is image b's [co, spatial] gradient; dst is [ci, spatial],
+        // written without being read.
         unsafe {
             gemm::gemm(
                 ci,
                 spatial,
                 co,
-                dst.as_mut_ptr(),
+                dst.as_mut_ptr().cast::<f32>(),
                 1,
                 spatial as isize,
                 false,
@@ -132,14 +135,10 @@ fn pointwise_x_grad(weight: &FlexTensor, output_grad: &FlexTensor, xs: [usize; 4
         }
     };
     if image > 0 {
-        #[cfg(feature = "rayon")]
-        {
-            use rayon::prelude::*;
-            out.par_chunks_mut(image).enumerate().for_each(|(b, dst)| one(b, dst));
-        }
-        #[cfg(not(feature = "rayon"))]
-        out.chunks_mut(image).enumerate().for_each(|(b, dst)| one(b, dst));
+        split_chunks(&mut out.spare_capacity_mut()[..batch * image], image, |start, dst| one(start / image, dst));
     }
+    // SAFETY: the GEMMs above wrote all `batch` images (nothing to write when `image` is 0).
+    unsafe { out.set_len(batch * image) };
     f32_tensor(out, &[batch, ci, xs[2], xs[3]])
 }
 
@@ -152,21 +151,12 @@ pub(crate) fn conv2d_bias_backward_f32(output_grad: &FlexTensor) -> Option<FlexT
     let g = output_grad.to_contiguous();
     let gd: &[f32] = g.storage();
     let plane = h * w;
+    // Each (image, channel) plane summed with eight partial sums (one running sum is a serial
+    // chain of adds), planes split across threads; then the images added per channel.
+    let sums = crate::ops::par::per_plane(n * c, plane, |p| sum_map(&gd[p * plane..(p + 1) * plane], |v| v));
     let mut out = vec![0f32; c];
-    // Channels split across threads (fourteenth session: on one thread this read of the whole
-    // gradient was 2% of the classifier's frozen-BN step).
-    let sums = |first: usize, dst: &mut [f32]| {
-        for b in 0..n {
-            for (k, o) in dst.iter_mut().enumerate() {
-                let base = (b * c + first + k) * plane;
-                *o += gd[base..base + plane].iter().sum::<f32>();
-            }
-        }
-    };
-    if crate::ops::par::worth_splitting(n * c * plane) {
-        split_chunks(&mut out, units_per_task(n * plane).max(8), sums);
-    } else {
-        sums(0, &mut out);
+    for img in sums.chunks_exact(c.max(1)) {
+        out.iter_mut().zip(img).for_each(|(o, s)| *o += s);
     }
     Some(FlexTensor::new(
         Bytes::from_elems(out),

@@ -186,6 +186,23 @@ where
     f(0, dst);
 }
 
+/// `f(p)` for each plane p of `l` values (per-plane sums and statistics), planes split across
+/// threads when the tensor is large.
+pub(crate) fn per_plane<T: Send + Copy + Default>(planes: usize, l: usize, f: impl Fn(usize) -> T + Sync) -> Vec<T> {
+    let mut out = alloc::vec![T::default(); planes];
+    let body = |start: usize, o: &mut [T]| {
+        for (k, o) in o.iter_mut().enumerate() {
+            *o = f(start + k);
+        }
+    };
+    if worth_splitting(planes * l) {
+        split_chunks(&mut out, units_per_task(l), body);
+    } else {
+        body(0, &mut out);
+    }
+    out
+}
+
 #[cfg(all(test, feature = "rayon"))]
 mod tests {
     use super::*;

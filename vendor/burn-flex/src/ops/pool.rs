@@ -1144,6 +1144,25 @@ where
 
 /// 2D adaptive average pooling for f32.
 pub fn adaptive_avg_pool2d_f32(x: FlexTensor, output_size: [usize; 2]) -> FlexTensor {
+    // tinycats patch: global average pooling (the classifier head's 1×1 output) as plane
+    // means, planes split across threads. The generic path called its add through a pointer
+    // per element on one thread: 3% of the classifier step.
+    if output_size == [1, 1] && x.layout().shape().num_dims() == 4 {
+        let shape = x.layout().shape().clone();
+        let plane = shape[2] * shape[3];
+        if plane > 0 {
+            let x = x.to_contiguous();
+            let xd: &[f32] = x.storage();
+            let means = crate::ops::par::per_plane(shape[0] * shape[1], plane, |p| {
+                crate::ops::norm_backward::sum_map(&xd[p * plane..(p + 1) * plane], |v| v) / plane as f32
+            });
+            return FlexTensor::new(
+                Bytes::from_elems(means),
+                Layout::contiguous(Shape::from(vec![shape[0], shape[1], 1, 1])),
+                DType::F32,
+            );
+        }
+    }
     let x_3d = expand_2d_to_3d(&x);
     let result = adaptive_avg_pool3d_f32(x_3d, [1, output_size[0], output_size[1]]);
     squeeze_3d_to_2d(result)
