@@ -140,6 +140,8 @@ fn depthwise_conv_gradients_match_the_definition() {
     // Stride 1 runs the padded-plane kernels: no padding, a non-square plane, and enough planes
     // to split across two threads.
     check(Case { kernel: [3, 3], padding: [0, 0], size: [6, 9], groups: 6, ..base("depthwise 3x3 no padding") });
+    // A non-square kernel with unequal padding: the tap offsets (i·wp + j) differ per axis.
+    check(Case { kernel: [3, 5], padding: [1, 2], size: [5, 8], groups: 6, ..base("depthwise 3x5 padding 1x2") });
     pool().install(|| {
         check(Case { batch: 8, c_in: 64, c_out: 64, kernel: [3, 3], padding: [1, 1], groups: 64, ..base("depthwise 3x3, 512 planes, 2 threads") })
     });

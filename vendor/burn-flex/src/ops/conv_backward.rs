@@ -271,15 +271,15 @@ impl Depthwise {
 /// blocks at 7×7). Why: the direct loops over valid output ranges run rows of 5–7 elements, too
 /// short to vectorise, and were ~20% of the classifier step. With the input padded to
 /// `hp × wp` and the gradient laid out `wp` wide (zeros past `out_w`), every kernel tap is one
-/// contiguous dot product (weight gradient) or axpy (input gradient) of `out_h · wp` elements:
-/// the zero columns cancel the terms that would wrap into the next row.
+/// contiguous dot product (weight gradient) or contiguous run of a tap sum (forward and input
+/// gradient, `tap_sums`): the zero columns cancel the terms that would wrap into the next row.
 struct Padded {
     in_w: usize,
     out_w: usize,
     ph: usize,
     pw: usize,
     wp: usize,
-    /// `out_h · wp`: the length of every tap's dot product or axpy.
+    /// `out_h · wp`: the length of every tap's dot product and of the forward's tap sums.
     len: usize,
     /// `hp · wp` plus `kw` of slack, so the last tap's slice stays in bounds.
     size: usize,
@@ -321,20 +321,45 @@ impl Padded {
             dst[self.out_w..].fill(0.0);
         }
     }
+}
 
-    /// The interior of a padded input-gradient buffer into an `in_h × in_w` plane.
-    fn crop(&self, buf: &[f32], x: &mut [f32]) {
-        for (ih, row) in x.chunks_exact_mut(self.in_w).enumerate() {
-            row.copy_from_slice(&buf[(ih + self.ph) * self.wp + self.pw..][..self.in_w]);
+/// Lanes per register block in `tap_sums`.
+const LANES: usize = 16;
+
+/// `out[t] = init + Σ over taps (i, j) of w[i·kw + j] · src[base + t ± (i·wp + j)]` for t in
+/// whole `LANES` blocks of `out` (+ when `forward`, − otherwise), taps in (i, j) order. Without `forward`,
+/// `base` must be at least the largest step; `src` must extend `LANES` past the last read. Why: the sum over taps of one block of 16 outputs stays in registers; the per-tap
+/// axpy it replaces loaded and stored the whole accumulator once per tap (fifteenth session).
+/// The addition order per output is the per-tap loop's, so results are unchanged.
+#[inline(always)]
+fn tap_sums(out: &mut [f32], src: &[f32], base: usize, forward: bool, w: &[f32], kw: usize, wp: usize, init: f32) {
+    // Whole blocks only: the fixed-size store compiles to vector moves (a call to memcpy per
+    // block otherwise); `out` has room for the last block's extra lanes.
+    let n = out.len() / LANES * LANES;
+    let mut t0 = 0;
+    while t0 < n {
+        let mut a = [init; LANES];
+        for (i, wrow) in w.chunks_exact(kw).enumerate() {
+            let row = if forward { base + t0 + i * wp } else { base + t0 - i * wp };
+            for (j, &wv) in wrow.iter().enumerate() {
+                let at = if forward { row + j } else { row - j };
+                let xs: &[f32; LANES] = src[at..at + LANES].try_into().expect("LANES-long slice");
+                for l in 0..LANES {
+                    a[l] += xs[l] * wv;
+                }
+            }
         }
+        let o: &mut [f32; LANES] = (&mut out[t0..t0 + LANES]).try_into().expect("LANES-long slice");
+        *o = a;
+        t0 += LANES;
     }
 }
 
 /// Forward depthwise convolution at stride 1 (tinycats, fourteenth session), f32:
 /// Y[b, c, oh, ow] = bias[c] + sum over i, j of W[c, i, j] · X[b, c, oh + i·d − p, ow + j·d − p]
 /// with d = 1. Each input plane is copied into a zero-padded `hp × wp` buffer, so every kernel
-/// tap is one contiguous, vectorised axpy over `out_h · wp` elements (the columns past `out_w`
-/// are computed and dropped), as in `depthwise_x_grad`. The release's forward walked each
+/// tap reads one contiguous run of `out_h · wp` elements (the columns past `out_w` are computed
+/// and dropped), summed in registers by `tap_sums` as in `depthwise_x_grad`. The release's forward walked each
 /// 7-element output row per tap and split the 73,728 planes of the classifier's block 15 one by
 /// one across threads: about 10% of its frozen-BN training step. Returns `None` for shapes
 /// this does not take (other dtypes, strides, dilations).
@@ -372,22 +397,14 @@ pub(crate) fn depthwise_forward_f32(
     let mut out = vec![0f32; batch * channels * plane];
     // One task: consecutive planes, sharing two scratch buffers.
     let planes = |first: usize, dst: &mut [f32]| {
-        let (mut xp, mut acc) = (pad.buffer(), pad.buffer());
+        // `LANES` of slack: `tap_sums` reads whole blocks past the last tap's end.
+        let (mut xp, mut acc) = (vec![0f32; pad.size + LANES], vec![0f32; pad.len.next_multiple_of(LANES)]);
         for (k, yplane) in dst.chunks_exact_mut(plane).enumerate() {
             let bc = first + k;
             let c = bc % channels;
             let wk = &wd[c * kh * kw..][..kh * kw];
             pad.fill_x(&mut xp, &xd[bc * in_h * in_w..][..in_h * in_w]);
-            let acc = &mut acc[..pad.len];
-            acc.fill(bd.map_or(0.0, |b| b[c]));
-            for i in 0..kh {
-                for j in 0..kw {
-                    let wv = wk[i * kw + j];
-                    for (a, xv) in acc.iter_mut().zip(&xp[i * pad.wp + j..][..pad.len]) {
-                        *a += xv * wv;
-                    }
-                }
-            }
+            tap_sums(&mut acc, &xp, 0, true, wk, kw, pad.wp, bd.map_or(0.0, |b| b[c]));
             for (oh, row) in yplane.chunks_exact_mut(out_w).enumerate() {
                 row.copy_from_slice(&acc[oh * pad.wp..][..out_w]);
             }
@@ -507,23 +524,26 @@ fn depthwise_x_grad(
     if let Some(pad) = Padded::new(xs, ws, gs, options) {
         let mut out = vec![0f32; batch * channels * in_h * in_w];
         // One task: consecutive planes, sharing two scratch buffers.
+        // Gather form: padded dX[u] = Σ over taps of W[i, j] · G[u − (i·wp + j)], with G laid
+        // out `wp` wide after `front` zeros, so every tap reads one contiguous run (see
+        // `tap_sums`). Only the interior rows are computed: u from `u0` over `in_h · wp`.
+        let front = (kh - 1) * pad.wp + (kw - 1);
+        let u0 = ph * pad.wp + pw;
+        let span = in_h * pad.wp;
         let planes = |first: usize, dst: &mut [f32]| {
-            let (mut gp, mut dxp) = (pad.buffer(), pad.buffer());
+            let mut gp = vec![0f32; front + u0 + span + LANES];
+            let mut dx = vec![0f32; span.next_multiple_of(LANES)];
             for (k, xplane) in dst.chunks_exact_mut(in_h * in_w).enumerate() {
                 let bc = first + k;
                 let wk = &wd[(bc % channels) * kh * kw..][..kh * kw];
-                pad.fill_g(&mut gp, &gd[bc * out_h * out_w..][..out_h * out_w]);
-                dxp.fill(0.0);
-                let g = &gp[..pad.len];
-                for i in 0..kh {
-                    for j in 0..kw {
-                        let wv = wk[i * kw + j];
-                        for (d, gv) in dxp[i * pad.wp + j..][..pad.len].iter_mut().zip(g) {
-                            *d += gv * wv;
-                        }
-                    }
+                // Rows at `front`; the columns past `out_w` and everything else stay zero.
+                for (oh, row) in gd[bc * out_h * out_w..][..out_h * out_w].chunks_exact(out_w).enumerate() {
+                    gp[front + oh * pad.wp..][..out_w].copy_from_slice(row);
                 }
-                pad.crop(&dxp, xplane);
+                tap_sums(&mut dx, &gp, front + u0, false, wk, kw, pad.wp, 0.0);
+                for (ih, row) in xplane.chunks_exact_mut(in_w).enumerate() {
+                    row.copy_from_slice(&dx[ih * pad.wp..][..in_w]);
+                }
             }
         };
         let plane = in_h * in_w;
