@@ -215,6 +215,58 @@ fn clamp_matches_the_definition_and_keeps_nan() {
     });
 }
 
+/// C[b] = A[b or 0] · B[b], computed index by index.
+fn matmul_ref(a: &[f32], b: &[f32], batch: usize, a_batched: bool, m: usize, k: usize, n: usize) -> Vec<f32> {
+    let mut c = vec![0f32; batch * m * n];
+    for bi in 0..batch {
+        let ab = if a_batched { bi } else { 0 };
+        for i in 0..m {
+            for j in 0..n {
+                c[(bi * m + i) * n + j] = (0..k).map(|t| a[(ab * m + i) * k + t] * b[(bi * k + t) * n + j]).sum();
+            }
+        }
+    }
+    c
+}
+
+#[test]
+fn matmul_writes_every_output_on_each_path() {
+    pool().install(|| {
+        // Outputs are no longer zero-filled before the GEMM, so free a large non-zero buffer
+        // first: a missed element would show the old values.
+        drop(flat(tensor([600, 600]).0 * 3.0));
+        // (batch, m, k, n): batch-parallel small matrices (attention), one large matrix split
+        // inside gemm, a batch too small to split, and the 2-D path.
+        for (batch, m, k, n) in [(8, 64, 48, 40), (2, 200, 200, 200), (3, 5, 7, 6)] {
+            let (a, va) = tensor([batch, m, k]);
+            let vb: Vec<f32> = values(batch * k * n).iter().map(|x| x * 0.5 - 0.25).collect();
+            let b = Tensor::<Cpu, 3>::from_data(TensorData::new(vb.clone(), [batch, k, n]), &Default::default());
+            let got = flat(a.matmul(b.clone()));
+            let want = matmul_ref(&va, &vb, batch, true, m, k, n);
+            for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                assert!((g - w).abs() <= 1e-4 * w.abs().max(1.0), "matmul {batch}x{m}x{k}x{n}: element {i} is {g}, expected {w}");
+            }
+            // The left matrix broadcast over the batch.
+            let (a1, va1) = tensor([1, m, k]);
+            let got = flat(a1.matmul(b));
+            let want = matmul_ref(&va1, &vb, batch, false, m, k, n);
+            for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                assert!((g - w).abs() <= 1e-4 * w.abs().max(1.0), "broadcast matmul {batch}x{m}x{k}x{n}: element {i} is {g}, expected {w}");
+            }
+        }
+        let (a, va) = tensor([70, 90]);
+        let (b, vb) = tensor([90, 50]);
+        let got = flat(a.matmul(b));
+        let want = matmul_ref(&va, &vb, 1, true, 70, 90, 50);
+        for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+            assert!((g - w).abs() <= 1e-4 * w.abs().max(1.0), "2-D matmul element {i} is {g}, expected {w}");
+        }
+        // An empty inner dimension gives zeros, not leftover memory.
+        let z = Tensor::<Cpu, 3>::zeros([4, 30, 0], &Default::default()).matmul(Tensor::zeros([4, 0, 20], &Default::default()));
+        assert!(flat(z).iter().all(|v| *v == 0.0), "k = 0 matmul returned a non-zero element");
+    });
+}
+
 #[test]
 fn large_zero_tensors_are_zero_after_heap_reuse() {
     pool().install(|| {

@@ -93,31 +93,40 @@ pub(crate) fn linear_f32(
     let xd: &[f32] = x.storage();
     let wd: &[f32] = w.storage();
 
-    // With a bias the output starts as the bias in every row and the GEMM adds onto it.
-    let mut out = match bias {
+    // With a bias the output starts as the bias in every row and the GEMM adds onto it;
+    // without one the GEMM writes every element (nothing to zero first unless k = 0).
+    let out = match bias {
         Some(b) => {
             let b = b.to_contiguous();
             let bd: &[f32] = b.storage();
             if bd.len() != n {
                 return None;
             }
-            let mut out = crate::ops::par::zeroed::<f32>(m * n);
-            if n > 0 {
-                let rows_per_task = crate::ops::par::units_per_task(n);
-                crate::ops::par::fill_chunks(&mut out, rows_per_task * n, |_, rows| {
-                    rows.chunks_exact_mut(n).for_each(|r| r.copy_from_slice(bd))
-                });
+            let mut out: Vec<f32> = if n == 0 {
+                Vec::new()
+            } else {
+                crate::ops::par::fill_new_units(m * n, n, |_, rows: &mut [core::mem::MaybeUninit<f32>]| {
+                    for r in rows.chunks_exact_mut(n) {
+                        r.iter_mut().zip(bd).for_each(|(o, v)| {
+                            o.write(*v);
+                        });
+                    }
+                })
+            };
+            if m > 0 && n > 0 && k > 0 {
+                // SAFETY: x is [m, k], w is [k, n] and out is [m, n], all row-major.
+                unsafe { gemm_f32(m, n, k, out.as_mut_ptr(), true, xd.as_ptr(), 1, k as isize, wd.as_ptr(), 1, n as isize) };
             }
             out
         }
+        None if m > 0 && n > 0 && k > 0 => {
+            // SAFETY: as above; the GEMM writes all m·n outputs without reading them.
+            unsafe {
+                crate::ops::par::written_by(m * n, |o| gemm_f32(m, n, k, o, false, xd.as_ptr(), 1, k as isize, wd.as_ptr(), 1, n as isize))
+            }
+        }
         None => crate::ops::par::zeroed::<f32>(m * n),
     };
-    if m > 0 && n > 0 && k > 0 {
-        // SAFETY: x is [m, k], w is [k, n] and out is [m, n], all row-major.
-        unsafe {
-            gemm_f32(m, n, k, out.as_mut_ptr(), bias.is_some(), xd.as_ptr(), 1, k as isize, wd.as_ptr(), 1, n as isize);
-        }
-    }
     let mut shape = xs;
     *shape.last_mut().unwrap() = n;
     Some(f32_tensor(out, &shape))
@@ -139,14 +148,15 @@ pub(crate) fn linear_x_backward_f32(
     let g = output_grad.to_contiguous();
     let wd: &[f32] = w.storage();
     let gd: &[f32] = g.storage();
-    let mut out = crate::ops::par::zeroed::<f32>(m * k);
-    if m > 0 && n > 0 && k > 0 {
+    let out = if m > 0 && n > 0 && k > 0 {
         // SAFETY: g is [m, n]; rhs[r, c] = W[c, r] reads the [k, n] weight
-        // transposed (column step n, row step 1); out is [m, k].
+        // transposed (column step n, row step 1); out is [m, k], all written, none read.
         unsafe {
-            gemm_f32(m, k, n, out.as_mut_ptr(), false, gd.as_ptr(), 1, n as isize, wd.as_ptr(), n as isize, 1);
+            crate::ops::par::written_by(m * k, |o| gemm_f32(m, k, n, o, false, gd.as_ptr(), 1, n as isize, wd.as_ptr(), n as isize, 1))
         }
-    }
+    } else {
+        crate::ops::par::zeroed::<f32>(m * k)
+    };
     let mut shape = gs;
     *shape.last_mut().unwrap() = k;
     Some(f32_tensor(out, &shape))
