@@ -291,7 +291,9 @@ impl Padded {
         let [_, _, kh, kw] = ws;
         let [_, _, out_h, out_w] = gs;
         let [ph, pw] = options.padding;
-        let ok = options.stride == [1, 1]
+        let ok = kh > 0
+            && kw > 0
+            && options.stride == [1, 1]
             && options.dilation == [1, 1]
             && out_h + kh == in_h + 2 * ph + 1
             && out_w + kw == in_w + 2 * pw + 1;
@@ -327,10 +329,11 @@ impl Padded {
 const LANES: usize = 16;
 
 /// `out[t] = init + Σ over taps (i, j) of w[i·kw + j] · src[base + t ± (i·wp + j)]` for t in
-/// whole `LANES` blocks of `out` (+ when `forward`, − otherwise), taps in (i, j) order. Without `forward`,
-/// `base` must be at least the largest step; `src` must extend `LANES` past the last read. Why: the sum over taps of one block of 16 outputs stays in registers; the per-tap
-/// axpy it replaces loaded and stored the whole accumulator once per tap (fifteenth session).
-/// The addition order per output is the per-tap loop's, so results are unchanged.
+/// whole `LANES` blocks of `out` (+ when `forward`, − otherwise), taps in (i, j) order.
+/// Without `forward`, `base` must be at least the largest step; `src` must extend `LANES` past
+/// the last read. Why: the sum over taps of one block of 16 outputs stays in registers; the
+/// per-tap axpy it replaces loaded and stored the whole accumulator once per tap (fifteenth
+/// session). The addition order per output is the per-tap loop's, so results are unchanged.
 #[inline(always)]
 fn tap_sums(out: &mut [f32], src: &[f32], base: usize, forward: bool, w: &[f32], kw: usize, wp: usize, init: f32) {
     // Whole blocks only: the fixed-size store compiles to vector moves (a call to memcpy per
@@ -359,9 +362,9 @@ fn tap_sums(out: &mut [f32], src: &[f32], base: usize, forward: bool, w: &[f32],
 /// Y[b, c, oh, ow] = bias[c] + sum over i, j of W[c, i, j] · X[b, c, oh + i·d − p, ow + j·d − p]
 /// with d = 1. Each input plane is copied into a zero-padded `hp × wp` buffer, so every kernel
 /// tap reads one contiguous run of `out_h · wp` elements (the columns past `out_w` are computed
-/// and dropped), summed in registers by `tap_sums` as in `depthwise_x_grad`. The release's forward walked each
-/// 7-element output row per tap and split the 73,728 planes of the classifier's block 15 one by
-/// one across threads: about 10% of its frozen-BN training step. Returns `None` for shapes
+/// and dropped), summed in registers by `tap_sums` as in `depthwise_x_grad`. The release's
+/// forward walked each 7-element output row per tap and split the 73,728 planes of the
+/// classifier's block 15 one by one across threads: about 10% of its frozen-BN training step. Returns `None` for shapes
 /// this does not take (other dtypes, strides, dilations).
 pub(crate) fn depthwise_forward_f32(
     x: &FlexTensor,
@@ -523,13 +526,13 @@ fn depthwise_x_grad(
 
     if let Some(pad) = Padded::new(xs, ws, gs, options) {
         let mut out = vec![0f32; batch * channels * in_h * in_w];
-        // One task: consecutive planes, sharing two scratch buffers.
         // Gather form: padded dX[u] = Σ over taps of W[i, j] · G[u − (i·wp + j)], with G laid
         // out `wp` wide after `front` zeros, so every tap reads one contiguous run (see
         // `tap_sums`). Only the interior rows are computed: u from `u0` over `in_h · wp`.
         let front = (kh - 1) * pad.wp + (kw - 1);
         let u0 = ph * pad.wp + pw;
         let span = in_h * pad.wp;
+        // One task: consecutive planes, sharing two scratch buffers.
         let planes = |first: usize, dst: &mut [f32]| {
             let mut gp = vec![0f32; front + u0 + span + LANES];
             let mut dx = vec![0f32; span.next_multiple_of(LANES)];
