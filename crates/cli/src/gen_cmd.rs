@@ -105,8 +105,9 @@ pub struct GenerateArgs {
     n: usize,
     #[arg(long, default_value_t = 30)]
     steps: usize,
-    /// Classifier-free guidance scale (1 = no guidance).
-    #[arg(long, default_value_t = 3.0)]
+    /// Classifier-free guidance scale (1 = no guidance). 4.5: on the shipped model it raised breed
+    /// agreement from 19.8% (CFG 3) to 27.1% for a small FID-like cost (docs/RESULTS.md).
+    #[arg(long, default_value_t = 4.5)]
     cfg: f64,
     /// Seed of the first image; image k uses seed + k.
     #[arg(long, default_value_t = 0)]
@@ -197,7 +198,8 @@ pub struct EvalGenArgs {
     n: usize,
     #[arg(long, default_value_t = 20)]
     steps: usize,
-    #[arg(long, default_value_t = 3.0)]
+    /// Guidance scale; the same default as `generate`.
+    #[arg(long, default_value_t = 4.5)]
     cfg: f64,
     #[arg(long, default_value_t = 1)]
     seed: u64,

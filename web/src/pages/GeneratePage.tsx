@@ -9,8 +9,8 @@ import type { Response } from '../worker/protocol';
 export function GeneratePage() {
   const model = useModel('generator');
   const labels = model.info?.kind === 'generator' ? model.info.labels : [];
-  // Defaults match the CLI's `tinycats generate` (30 Euler steps, CFG 3).
-  const [form, dispatch] = useReducer(generateReducer, { breed: 0, steps: 30, cfg: 3, seed: 0 }, (s) => ({ ...s, seed: randomSeed() }));
+  // Defaults match the CLI's `tinycats generate` (30 Euler steps, CFG 4.5).
+  const [form, dispatch] = useReducer(generateReducer, { breed: 0, steps: 30, cfg: 4.5, seed: 0 }, (s) => ({ ...s, seed: randomSeed() }));
   const canvasRef = useRef<HTMLCanvasElement>(null);
   const [running, setRunning] = useState(false);
   const [progress, setProgress] = useState<{ step: number; steps: number; stepMs: number } | null>(null);
