@@ -154,6 +154,13 @@ pub struct StepBench {
     json: bool,
 }
 
+/// A PyTorch reference script: beside the sources this binary was built from, else under
+/// `scripts/` of the working directory (a binary carried to another machine).
+fn torch_script(name: &str) -> PathBuf {
+    let built = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts").join(name);
+    if built.is_file() { built } else { PathBuf::from("scripts").join(name) }
+}
+
 /// The middle value (the upper one of an even count).
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
@@ -162,8 +169,8 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 /// Training-step throughput of the shipped classifier's tail (block 15 + head + linear on
 /// 192×7×7 features), with BatchNorm and with BN folded/frozen, against PyTorch in the same run.
-/// Both sides take the shipped recipe's step: label-smoothed cross-entropy, global grad-norm
-/// clip 1.0 (burn clips each parameter's norm, PyTorch all together; the cost is alike), AdamW.
+/// Both sides take the shipped recipe's step: label-smoothed cross-entropy, grad-norm clip 1.0
+/// (burn clips each parameter's norm, PyTorch the global norm; the cost is alike), AdamW.
 pub fn classifier_step(a: StepBench) -> Result<ExitCode> {
     use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
     use burn::prelude::*;
@@ -177,6 +184,7 @@ pub fn classifier_step(a: StepBench) -> Result<ExitCode> {
     let mut out = serde_json::json!({"batch": a.batch, "threads": threads, "steps": a.steps, "rounds": a.rounds, "backend": tinycats_models::BACKEND_NAME});
     let keys = ["burn_bn", "burn_frozen_bn", "torch_bn", "torch_frozen_bn"];
     let mut runs: std::collections::BTreeMap<&str, Vec<f64>> = keys.iter().map(|k| (*k, Vec::new())).collect();
+    let script = torch_script("bench_torch_tail.py");
     for _ in 0..a.rounds {
         for frozen in [false, true] {
             let ips = pool.install(|| -> Result<f64> {
@@ -200,8 +208,6 @@ pub fn classifier_step(a: StepBench) -> Result<ExitCode> {
             runs.get_mut(if frozen { "burn_frozen_bn" } else { "burn_bn" }).expect("key").push(ips);
         }
         if let Some(py) = &a.torch {
-            let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/bench_torch_tail.py");
-            let script = if script.is_file() { script } else { PathBuf::from("scripts/bench_torch_tail.py") };
             let o = std::process::Command::new(py)
                 .arg(&script)
                 .args(["--batch", &a.batch.to_string(), "--steps", &a.steps.to_string(), "--threads", &threads.to_string()])
@@ -331,8 +337,7 @@ pub fn dit_step(a: DitBench) -> Result<ExitCode> {
     })?;
     out["burn"] = serde_json::json!({"images_per_s": ips, "gflop_per_s": 3.0 * flops as f64 * ips / 1e9});
     if let Some(py) = &a.torch {
-        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/bench_torch_dit.py");
-        let script = if script.is_file() { script } else { PathBuf::from("scripts/bench_torch_dit.py") };
+        let script = torch_script("bench_torch_dit.py");
         let args = [
             "--size", &cfg.image_size.to_string(), "--patch", &cfg.patch.to_string(), "--hidden", &cfg.hidden.to_string(), "--depth", &cfg.depth.to_string(),
             "--heads", &cfg.heads.to_string(), "--batch", &a.batch.to_string(), "--steps", &a.steps.to_string(), "--threads", &threads.to_string(),

@@ -687,13 +687,11 @@ fn conv3d_1x1_impl<T: bytemuck::Pod + Clone + Copy + burn_backend::Element + Sen
 
     // tinycats patch: not zeroed first (a memset was 1.3% of the classifier step): the GEMMs
     // below overwrite every block (read_dst = false, and gemm writes zeros when k = 0).
-    let mut output: Vec<T> = Vec::with_capacity(total_output);
-
-    {
+    let write_all = |out: *mut T| {
         #[cfg(feature = "rayon")]
         {
             use rayon::prelude::*;
-            let dst_ptr = crate::ops::SendMutPtr::new(output.as_mut_ptr());
+            let dst_ptr = crate::ops::SendMutPtr::new(out);
 
             (0..batch_size).into_par_iter().for_each(|b| {
                 for g in 0..groups {
@@ -742,7 +740,7 @@ fn conv3d_1x1_impl<T: bytemuck::Pod + Clone + Copy + burn_backend::Element + Sen
                             m,
                             n,
                             k,
-                            output.as_mut_ptr().add(out_offset),
+                            out.add(out_offset),
                             1,
                             n as isize,
                             false,
@@ -763,11 +761,10 @@ fn conv3d_1x1_impl<T: bytemuck::Pod + Clone + Copy + burn_backend::Element + Sen
                 }
             }
         }
-    }
-
+    };
     // SAFETY: one m×n block per (image, group) covers all `total_output` elements, each
-    // written by its GEMM above.
-    unsafe { output.set_len(total_output) };
+    // written by its GEMM in `write_all`.
+    let mut output: Vec<T> = unsafe { crate::ops::par::written_by(total_output, write_all) };
 
     if let Some(bias) = bias {
         let bias = bias.to_contiguous();
