@@ -3,7 +3,7 @@
 
   onnx_eval.py classifier MODEL.onnx CACHE_DIR [--split test]
       top-1 accuracy on a prepared split (tinycats data prepare, same size as the model).
-  onnx_eval.py generator GEN.onnx CLASSIFIER.onnx [--per-breed 20 --steps 20 --cfg 3 --seed 1]
+  onnx_eval.py generator GEN.onnx CLASSIFIER.onnx [--per-breed 20 --steps 20 --cfg 3 --seed 1 --guidance-to 1]
       breed agreement: share of generated images the classifier puts in the requested breed.
 Prints one JSON line.
 """
@@ -37,6 +37,7 @@ def main():
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--cfg", type=float, default=3.0)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--guidance-to", type=float, default=1.0, help="guidance only while t <= this (as the CLI)")
     a = ap.parse_args()
     if a.kind == "classifier":
         s = session(a.model)
@@ -64,12 +65,14 @@ def main():
             y = np.array([b] * n + [null] * n, dtype=np.int64)
             dt = 1.0 / a.steps
             for k in range(a.steps):
-                t = np.full(2 * n, k * dt, dtype=np.float32)
-                xx = np.concatenate([x, x])
-                o = g.run(None, {"x_t": xx, "t": t, "breed": y})[0]  # velocity or x_hat
+                guided = k * dt <= a.guidance_to + 1e-6
+                m = 2 * n if guided else n  # late unguided steps run the conditional half alone
+                t = np.full(m, k * dt, dtype=np.float32)
+                xx = np.concatenate([x, x]) if guided else x
+                o = g.run(None, {"x_t": xx, "t": t, "breed": y[:m]})[0]  # velocity or x_hat
                 if gm.get("target") == "x":
                     o = (o - xx) / np.maximum(1 - t, 0.05)[:, None, None, None]
-                v = o[n:] + a.cfg * (o[:n] - o[n:])
+                v = o[n:] + a.cfg * (o[:n] - o[n:]) if guided else o
                 x = x + v * dt
             img = ((np.clip(x, -1, 1) + 1) * 127.5).round().astype(np.uint8).transpose(0, 2, 3, 1)
             big = np.stack([np.asarray(Image.fromarray(im).resize((csize, csize), Image.BILINEAR)) for im in img])
@@ -77,6 +80,6 @@ def main():
             ok = int((pred == clf_labels.index(name)).sum()) if name in clf_labels else 0
             hits += ok
             per[name] = ok / n
-        print(json.dumps({"model": a.model, "agreement": hits / (len(breeds) * a.per_breed), "per_breed": per, "steps": a.steps, "cfg": a.cfg, "seconds": time.time() - t0, "bytes": os.path.getsize(a.model)}))
+        print(json.dumps({"model": a.model, "agreement": hits / (len(breeds) * a.per_breed), "per_breed": per, "steps": a.steps, "cfg": a.cfg, "guidance_to": a.guidance_to, "seconds": time.time() - t0, "bytes": os.path.getsize(a.model)}))
 
 main()

@@ -26,6 +26,8 @@ test('same seed and steps → identical pixels; another seed → different', asy
   expect(options).toContain('Siamese');
   await page.getByTestId('breed').selectOption({ label: 'Siamese' });
   await page.getByTestId('cfg').fill('3');
+  // Guidance on every step: what web/scripts/parity_check.py recomputes.
+  await page.getByTestId('guidance-to').fill('1');
 
   const a = await generate(page, 12345, 4);
   await expect(page.getByTestId('gen-done')).toContainText('Siamese');
@@ -39,6 +41,12 @@ test('same seed and steps → identical pixels; another seed → different', asy
   expect(b.png.equals(a.png)).toBe(true);
   expect(a.png.subarray(1, 4).toString()).toBe('PNG');
   expect(other.hash).not.toBe(a.hash);
+  // Guidance until t = 0.5 only: the t = 0.75 step runs the conditional pass alone (batch 1).
+  // Seed 999 again (the last image was 12345, so the wait below sees the new result).
+  await page.getByTestId('guidance-to').fill('0.5');
+  const early = await generate(page, 999, 4);
+  expect(early.hash).not.toBe(other.hash);
+  await page.getByTestId('guidance-to').fill('1');
 
   // "new seed" changes the seed field.
   const before = await page.getByTestId('seed').inputValue();

@@ -25,7 +25,7 @@ def noise(seed, n):
         if i + 1 < n: out[i + 1] = rr * math.sin(th)
     return out
 import json, os
-seed, steps, cfg = 12345, 4, 3.0  # what e2e/generate.spec.ts uses
+seed, steps, cfg = 12345, 4, 3.0  # what e2e/generate.spec.ts uses (guidance-to 1: every step)
 model = os.path.join(os.path.dirname(__file__), '../../models/generator/generator.int8.onnx')
 s = ort.InferenceSession(model)
 meta = s.get_modelmeta().custom_metadata_map

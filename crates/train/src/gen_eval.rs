@@ -49,6 +49,9 @@ pub struct GenEval {
     pub per_breed: Vec<BreedScore>,
     pub steps: usize,
     pub cfg: f64,
+    pub guidance: crate::generator::Guidance,
+    /// The t interval in which guidance was applied.
+    pub guidance_interval: (f32, f32),
     pub seconds_generate: f64,
     pub seconds_features: f64,
 }
@@ -217,6 +220,8 @@ pub fn evaluate(
         per_breed,
         steps: opts.steps,
         cfg: opts.cfg,
+        guidance: opts.guidance,
+        guidance_interval: opts.interval,
         seconds_generate,
         seconds_features,
     })

@@ -5,7 +5,8 @@
 //! The network predicts either v directly (`target = "velocity"`) or the clean image x̂ (JiT,
 //! `target = "x"`), in which case `v̂ = (x̂ − x_t) / (1 − t)` and the loss is still on velocity.
 //! Sampling integrates dx/dt = v̂ from t = 0 to 1 (Euler or Heun), with classifier-free guidance
-//! applied once per evaluation: `v = v_null + s·(v_cond − v_null)`.
+//! applied once per evaluation: `v = v_null + s·(v_cond − v_null)` (written `v_cond + (s − 1)·Δ`),
+//! optionally projected (APG) and limited to a t interval.
 
 use crate::config::{one_of, range, OptimConfig};
 use crate::schedule::{lr_at, ScheduleConfig};
@@ -370,11 +371,34 @@ pub enum Solver {
     Heun,
 }
 
+/// How the conditional and unconditional predictions are combined.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Guidance {
+    /// Classifier-free guidance: `v = v_null + s·(v_cond − v_null)`.
+    Cfg,
+    /// Adaptive projected guidance (Sadat et al. 2024): per image, the part of the guidance
+    /// update parallel to the conditional x̂ is dropped, because that part mostly raises
+    /// saturation and contrast at high scales; only the orthogonal part is scaled.
+    Apg,
+}
+
 #[derive(Debug, Clone)]
 pub struct SampleOptions {
     pub steps: usize,
     pub cfg: f64,
     pub solver: Solver,
+    pub guidance: Guidance,
+    /// Guidance is applied only for t in [from, to] (Kynkäänniemi et al. 2024); elsewhere the
+    /// conditional prediction alone is used, which also skips the null-class pass.
+    pub interval: (f32, f32),
+}
+
+impl SampleOptions {
+    /// Plain classifier-free guidance over the whole path.
+    pub fn new(steps: usize, cfg: f64, solver: Solver) -> Self {
+        Self { steps, cfg, solver, guidance: Guidance::Cfg, interval: (0.0, 1.0) }
+    }
 }
 
 /// Initial noise for one image from its seed (the same seed gives the same image).
@@ -384,9 +408,11 @@ pub fn seed_noise(seed: u64, per_image: usize) -> Vec<f32> {
 }
 
 /// Guided velocity at (x, t) for labels `y`: one batched forward over [cond; null].
-fn guided<B: Backend>(model: &Dit<B>, x: &Tensor<B, 4>, t: f32, y: &[i64], null: usize, cfg: f64, target: &str) -> (Tensor<B, 4>, Tensor<B, 4>) {
+fn guided<B: Backend>(model: &Dit<B>, x: &Tensor<B, 4>, t: f32, y: &[i64], null: usize, opts: &SampleOptions, target: &str) -> (Tensor<B, 4>, Tensor<B, 4>) {
     let dev = x.device();
     let n = y.len();
+    // The tolerance keeps k·dt, which may round just past a typed bound, inside it.
+    let cfg = if t >= opts.interval.0 - 1e-6 && t <= opts.interval.1 + 1e-6 { opts.cfg } else { 1.0 };
     let use_cfg = (cfg - 1.0).abs() > 1e-9;
     let (xx, yy): (Tensor<B, 4>, Vec<i64>) = if use_cfg {
         (Tensor::cat(vec![x.clone(), x.clone()], 0), y.iter().copied().chain(std::iter::repeat(null as i64).take(n)).collect())
@@ -397,12 +423,23 @@ fn guided<B: Backend>(model: &Dit<B>, x: &Tensor<B, 4>, t: f32, y: &[i64], null:
     let tt = Tensor::<B, 1>::from_data(TensorData::new(vec![t; m], [m]), &dev);
     let yt = Tensor::<B, 1, Int>::from_data(TensorData::new(yy, [m]), &dev);
     let v = velocity(model.forward(xx.clone(), tt.clone(), yt), xx, tt, target);
-    let v = if use_cfg {
+    let v = if !use_cfg {
+        v
+    } else {
         let c = v.clone().narrow(0, 0, n);
         let u = v.narrow(0, n, n);
-        u.clone() + (c - u) * cfg
-    } else {
-        v
+        match opts.guidance {
+            Guidance::Cfg => u.clone() + (c - u) * cfg,
+            Guidance::Apg => {
+                // v = v_c + (s − 1)·Δ⊥, Δ = v_c − v_null minus its part along x̂_c = x + (1 − t)·v_c
+                // (the factor 1 − t cancels in the projection).
+                let diff = c.clone() - u;
+                let xc = x.clone() + c.clone() * (1.0 - t as f64);
+                let dot = (diff.clone() * xc.clone()).sum_dim(3).sum_dim(2).sum_dim(1);
+                let norm2 = (xc.clone() * xc.clone()).sum_dim(3).sum_dim(2).sum_dim(1).clamp_min(1e-12);
+                c + (diff - xc * (dot / norm2)) * (cfg - 1.0)
+            }
+        }
     };
     // x̂ = x + (1 − t)·v: the current estimate of the final image (for previews).
     let x_hat = x.clone() + v.clone() * (1.0 - t as f64);
@@ -430,10 +467,10 @@ pub fn sample<B: Backend>(
     let dt = 1.0 / steps as f32;
     for k in 0..steps {
         let t = k as f32 * dt;
-        let (v, x_hat) = guided(model, &x, t, &y, meta.null_class(), opts.cfg, &meta.target);
+        let (v, x_hat) = guided(model, &x, t, &y, meta.null_class(), opts, &meta.target);
         let next = x.clone() + v.clone() * dt as f64;
         x = if opts.solver == Solver::Heun && k + 1 < steps {
-            let (v2, _) = guided(model, &next, t + dt, &y, meta.null_class(), opts.cfg, &meta.target);
+            let (v2, _) = guided(model, &next, t + dt, &y, meta.null_class(), opts, &meta.target);
             x + (v + v2) * (dt as f64 / 2.0)
         } else {
             next
@@ -702,7 +739,7 @@ pub fn train_generator(cfg: &GeneratorConfig, run_dir: &Path, sinks: &mut Sinks,
             let pairs: Vec<(usize, u64)> = cfg.predictions.seeds.iter().flat_map(|&s| (0..classes.len()).map(move |b| (b, s))).collect();
             let (breeds, seeds): (Vec<usize>, Vec<u64>) = pairs.iter().copied().unzip();
             let t_sample = Instant::now();
-            let x = sample(&ema, &m, &breeds, &seeds, &SampleOptions { steps: cfg.predictions.sample_steps, cfg: cfg.predictions.cfg, solver: Solver::Euler }, &mut |_, _| {});
+            let x = sample(&ema, &m, &breeds, &seeds, &SampleOptions::new(cfg.predictions.sample_steps, cfg.predictions.cfg, Solver::Euler), &mut |_, _| {});
             let latency_ms = 1e3 * t_sample.elapsed().as_secs_f64() / pairs.len().max(1) as f64;
             let imgs = to_rgb8(x)?;
             let path = run_dir.join(format!("samples/step-{:07}.png", st.step));

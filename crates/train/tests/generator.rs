@@ -7,7 +7,7 @@ use tinycats_data::fixtures::{write_fixture, FixtureSpec};
 use tinycats_data::prepare::{prepare, PrepareOptions};
 use tinycats_models::dit::{Dit, DitConfig};
 use tinycats_models::Cpu;
-use tinycats_train::generator::{self, GenOptions, GeneratorConfig, SampleOptions, Solver};
+use tinycats_train::generator::{self, GenOptions, GeneratorConfig, Guidance, SampleOptions, Solver};
 use tinycats_train::sink::Sinks;
 
 mod common;
@@ -166,7 +166,7 @@ fn tiny_model_overfits_two_images_and_sampling_is_seeded() {
     assert_eq!(idx.len(), 2, "expected one training image per class");
     let r = generator::train_generator(&cfg, &t.path().join("run"), &mut Sinks::default(), &GenOptions::default()).unwrap();
     let (m, meta) = generator::load_generator(&r.ema_weights).unwrap();
-    let opts = SampleOptions { steps: 20, cfg: 1.0, solver: Solver::Heun };
+    let opts = SampleOptions::new(20, 1.0, Solver::Heun);
     for &i in &idx {
         let label = map[c.index.entries[i].label].unwrap();
         let x = generator::sample::<Cpu>(&m, &meta, &[label], &[7], &opts, &mut |_, _| {});
@@ -178,12 +178,50 @@ fn tiny_model_overfits_two_images_and_sampling_is_seeded() {
     let mut previews = 0;
     let a = generator::to_rgb8(generator::sample::<Cpu>(&m, &meta, &[0, 1], &[3, 4], &opts, &mut |_, _| previews += 1)).unwrap();
     let b = generator::to_rgb8(generator::sample::<Cpu>(&m, &meta, &[0, 1], &[3, 4], &opts, &mut |_, _| {})).unwrap();
-    let cfg_opts = SampleOptions { steps: 20, cfg: 3.0, solver: Solver::Euler };
+    let cfg_opts = SampleOptions::new(20, 3.0, Solver::Euler);
     let c1 = generator::to_rgb8(generator::sample::<Cpu>(&m, &meta, &[0], &[3], &cfg_opts, &mut |_, _| {})).unwrap();
     let c2 = generator::to_rgb8(generator::sample::<Cpu>(&m, &meta, &[0], &[99], &cfg_opts, &mut |_, _| {})).unwrap();
     assert_eq!(a, b);
     assert_eq!(previews, 20);
     assert_ne!(c1, c2, "different seeds gave identical images");
+    check_guidance_options(&m, &meta);
+}
+
+/// Guidance interval and APG on a trained conditional model (the null class differs from it).
+fn check_guidance_options(m: &Dit<Cpu>, meta: &generator::GeneratorMeta) {
+    let run = |o: &SampleOptions| -> Vec<f32> { generator::sample::<Cpu>(m, meta, &[0, 1], &[3, 4], o, &mut |_, _| {}).into_data().to_vec().unwrap() };
+    // An interval that no step's t reaches (t < 1 on every step) is plain conditional sampling.
+    let cond = run(&SampleOptions::new(10, 1.0, Solver::Euler));
+    let never = run(&SampleOptions { interval: (1.0, 1.0), ..SampleOptions::new(10, 3.0, Solver::Euler) });
+    assert_eq!(cond, never, "guidance outside its interval changed the samples");
+    let full = run(&SampleOptions::new(10, 3.0, Solver::Euler));
+    let early = run(&SampleOptions { interval: (0.0, 0.5), ..SampleOptions::new(10, 3.0, Solver::Euler) });
+    assert_ne!(full, early);
+    assert_ne!(cond, early);
+    // APG, one Euler step from t = 0: x1 = x0 + v_c + (s − 1)·Δ⊥ with Δ = v_c − v_null and
+    // Δ⊥ orthogonal (per image) to x̂_c = x0 + v_c, which is the cfg = 1 result.
+    let one = |cfg: f64, g: Guidance| run(&SampleOptions { guidance: g, ..SampleOptions::new(1, cfg, Solver::Euler) });
+    let (xc, xu, xa) = (one(1.0, Guidance::Cfg), one(0.0, Guidance::Cfg), one(4.0, Guidance::Apg));
+    let per = xc.len() / 2;
+    for i in 0..2 {
+        let r = i * per..(i + 1) * per;
+        let dot = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| *x as f64 * *y as f64).sum::<f64>();
+        let hat = &xc[r.clone()];
+        let delta: Vec<f32> = hat.iter().zip(&xu[r.clone()]).map(|(c, u)| c - u).collect();
+        let k = dot(&delta, hat) / dot(hat, hat);
+        let want: Vec<f64> = delta.iter().zip(hat).map(|(d, h)| 3.0 * (*d as f64 - k * *h as f64)).collect();
+        let got: Vec<f64> = xa[r.clone()].iter().zip(hat).map(|(a, c)| (a - c) as f64).collect();
+        let scale = dot_f64(&want, &want).sqrt();
+        assert!(scale > 1e-3, "image {i}: the guidance term vanished");
+        let err = want.iter().zip(&got).map(|(w, g)| (w - g).powi(2)).sum::<f64>().sqrt();
+        assert!(err < 1e-3 * scale.max(1.0), "image {i}: APG update off by {err} (norm {scale})");
+        let cos = got.iter().zip(hat).map(|(g, h)| g * *h as f64).sum::<f64>() / (scale * dot(hat, hat).sqrt());
+        assert!(cos.abs() < 1e-3, "image {i}: APG update not orthogonal to x̂_c (cos {cos})");
+    }
+}
+
+fn dot_f64(a: &[f64], b: &[f64]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
 #[test]

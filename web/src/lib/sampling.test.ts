@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { batchInputs, cfgMix, eulerStep, previewEstimate, timesteps, velocityFromXHat } from './sampling';
+import { batchInputs, cfgMix, eulerStep, guidedAt, previewEstimate, timesteps, velocityFromXHat } from './sampling';
 
 const f = (...v: number[]) => new Float32Array(v);
 
@@ -32,5 +32,19 @@ describe('sampling maths', () => {
     expect(Array.from(b.xt)).toEqual([1, 2, 1, 2]);
     expect(Array.from(b.t)).toEqual([0.25, 0.25]);
     expect(Array.from(b.breed)).toEqual([3n, 12n]);
+  });
+  it('batchInputs without guidance is the conditional input alone (a copy)', () => {
+    const x = f(1, 2);
+    const b = batchInputs(x, 0.75, 3, 12, false);
+    expect(Array.from(b.xt)).toEqual([1, 2]);
+    expect(b.xt).not.toBe(x);
+    expect(Array.from(b.t)).toEqual([0.75]);
+    expect(Array.from(b.breed)).toEqual([3n]);
+  });
+  it('guidedAt: guidance while t ≤ guidanceTo', () => {
+    const ts = timesteps(10);
+    expect(ts.filter((t) => guidedAt(t, 0.6)).length).toBe(7); // t = 0, 0.1, …, 0.6
+    expect(ts.filter((t) => guidedAt(t, 1)).length).toBe(10);
+    expect(ts.filter((t) => guidedAt(t, 0)).length).toBe(1);
   });
 });

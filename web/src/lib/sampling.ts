@@ -15,6 +15,12 @@ export function cfgMix(vCond: Float32Array, vNull: Float32Array, cfg: number, ou
   return out;
 }
 
+/** Guidance applies at t while t ≤ guidanceTo (the Rust sampler's `--guidance-to`): late steps,
+ * which add detail rather than layout, then need only the conditional pass. */
+export function guidedAt(t: number, guidanceTo: number): boolean {
+  return t <= guidanceTo + 1e-6; // k/steps may round just above the typed bound
+}
+
 /** For graphs exported with target = "x": turn the predicted clean image into a velocity.
  * The clamp on (1 − t) avoids dividing by ~0 at the last step. */
 export function velocityFromXHat(xHat: Float32Array, xT: Float32Array, t: number, out = new Float32Array(xHat.length)): Float32Array {
@@ -36,8 +42,10 @@ export function eulerStep(x: Float32Array, v: Float32Array, dt: number): void {
 }
 
 /** Builds the batch-2 inputs for one step: [x, x], [t, t], [breed, null]. One session.run
- * per step halves the per-call overhead compared with two batch-1 runs. */
-export function batchInputs(x: Float32Array, t: number, breed: number, nullClass: number) {
+ * per step halves the per-call overhead compared with two batch-1 runs. With guided = false
+ * it is the batch-1 conditional input alone. */
+export function batchInputs(x: Float32Array, t: number, breed: number, nullClass: number, guided = true) {
+  if (!guided) return { xt: x.slice(), t: new Float32Array([t]), breed: new BigInt64Array([BigInt(breed)]) };
   const xt = new Float32Array(x.length * 2);
   xt.set(x, 0);
   xt.set(x, x.length);

@@ -80,12 +80,15 @@ export interface GenerateForm {
   steps: number;
   cfg: number;
   seed: number;
+  /** Guidance only while t ≤ this (0..1; the CLI's --guidance-to). */
+  guidanceTo: number;
 }
 
 export type GenerateAction =
   | { type: 'breed'; value: number }
   | { type: 'steps'; value: string }
   | { type: 'cfg'; value: string }
+  | { type: 'guidanceTo'; value: string }
   | { type: 'seed'; value: string }
   | { type: 'newSeed'; seed: number };
 
@@ -97,6 +100,11 @@ export function clampSteps(n: number): number {
 export function clampCfg(n: number): number {
   if (!Number.isFinite(n)) return 0;
   return Math.min(20, Math.max(0, n));
+}
+
+export function clampUnit(n: number): number {
+  if (!Number.isFinite(n)) return 1;
+  return Math.min(1, Math.max(0, n));
 }
 
 /** Seeds are uint32; anything else typed into the box is folded into that range. */
@@ -114,6 +122,8 @@ export function generateReducer(s: GenerateForm, a: GenerateAction): GenerateFor
       return a.value.trim() === '' ? s : { ...s, steps: clampSteps(Number(a.value)) };
     case 'cfg':
       return a.value.trim() === '' ? s : { ...s, cfg: clampCfg(Number(a.value)) };
+    case 'guidanceTo':
+      return a.value.trim() === '' ? s : { ...s, guidanceTo: clampUnit(Number(a.value)) };
     case 'seed': {
       const seed = parseSeed(a.value);
       return seed === null ? s : { ...s, seed };

@@ -9,8 +9,8 @@ import type { Response } from '../worker/protocol';
 export function GeneratePage() {
   const model = useModel('generator');
   const labels = model.info?.kind === 'generator' ? model.info.labels : [];
-  // Defaults match the CLI's `tinycats generate` (30 Euler steps, CFG 4.5).
-  const [form, dispatch] = useReducer(generateReducer, { breed: 0, steps: 30, cfg: 4.5, seed: 0 }, (s) => ({ ...s, seed: randomSeed() }));
+  // Defaults match the CLI's `tinycats generate` (30 Euler steps, CFG 8 guiding until t = 0.6).
+  const [form, dispatch] = useReducer(generateReducer, { breed: 0, steps: 30, cfg: 8, seed: 0, guidanceTo: 0.6 }, (s) => ({ ...s, seed: randomSeed() }));
   const canvasRef = useRef<HTMLCanvasElement>(null);
   const [running, setRunning] = useState(false);
   const [progress, setProgress] = useState<{ step: number; steps: number; stepMs: number } | null>(null);
@@ -82,6 +82,10 @@ export function GeneratePage() {
         <label>
           CFG scale
           <input data-testid="cfg" type="number" min={0} max={20} step={0.5} value={form.cfg} onChange={(e) => dispatch({ type: 'cfg', value: e.target.value })} />
+        </label>
+        <label title="Guidance only while t ≤ this (t = 1 is the image); later steps skip the unconditional pass">
+          guide until t
+          <input data-testid="guidance-to" type="number" min={0} max={1} step={0.1} value={form.guidanceTo} onChange={(e) => dispatch({ type: 'guidanceTo', value: e.target.value })} />
         </label>
         <label>
           seed

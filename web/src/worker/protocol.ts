@@ -14,7 +14,9 @@ export type Ep = 'wasm' | 'webgpu';
 export type Request =
   | { type: 'load'; id: number; model: ModelKind; url: string; ep: EpRequest; ortBase: string; threads?: number; useCache?: boolean; foldQdq?: boolean }
   | { type: 'classify'; id: number; rgba: Uint8ClampedArray; width: number; height: number }
-  | { type: 'generate'; id: number; breed: number; steps: number; cfg: number; seed: number }
+  /** guidanceTo: guidance only for t ≤ this (t = 1 is the image); later steps run the
+   * conditional pass alone (absent = 1: guidance on every step). */
+  | { type: 'generate'; id: number; breed: number; steps: number; cfg: number; seed: number; guidanceTo?: number }
   | { type: 'bench'; id: number; model: ModelKind; ep: Ep; runs: number };
 
 export interface BenchResult {
@@ -111,6 +113,7 @@ export function parseRequest(data: unknown): Request {
         steps: num(o, 'steps', (n) => isInt(n) && n >= 1 && n <= MAX_STEPS, `must be an integer in 1..${MAX_STEPS}`),
         cfg: num(o, 'cfg', (n) => n >= 0 && n <= 20, 'must be in 0..20'),
         seed: num(o, 'seed', (n) => isInt(n) && n >= 0 && n <= 0xffffffff, 'must be a uint32'),
+        guidanceTo: o.guidanceTo === undefined ? undefined : num(o, 'guidanceTo', (n) => n >= 0 && n <= 1, 'must be in 0..1'),
       };
     case 'bench':
       return {

@@ -8,7 +8,7 @@ import { loadModelBytes } from '../lib/fetchModel';
 import { classifierInfo, generatorInfo, readOnnxMetadata, type ClassifierInfo, type GeneratorInfo } from '../lib/metadata';
 import { rgbaToChw, chwToRgba } from '../lib/image';
 import { gaussianNoise } from '../lib/prng';
-import { batchInputs, cfgMix, eulerStep, previewEstimate, timesteps, velocityFromXHat } from '../lib/sampling';
+import { batchInputs, cfgMix, eulerStep, guidedAt, previewEstimate, timesteps, velocityFromXHat } from '../lib/sampling';
 import { mean, percentile } from '../lib/stats';
 import { errorMessage, parseRequest, transferables, type Ep, type EpRequest, type ModelKind, type Request, type Response } from './protocol';
 
@@ -152,20 +152,23 @@ async function handleClassify(req: Extract<Request, { type: 'classify' }>): Prom
   post({ type: 'classified', id: req.id, probs, ms: performance.now() - t0 });
 }
 
-/** One batched (conditional + unconditional) network call → guided velocity. */
-async function guidedVelocity(session: ort.InferenceSession, info: GeneratorInfo, x: Float32Array, t: number, breed: number, cfg: number): Promise<Float32Array> {
+/** One batched (conditional + unconditional) network call → guided velocity; with
+ * guided = false one conditional call (batch 1) and no guidance. */
+async function guidedVelocity(session: ort.InferenceSession, info: GeneratorInfo, x: Float32Array, t: number, breed: number, cfg: number, guided = true): Promise<Float32Array> {
   const s = info.imageSize;
   const n = x.length;
-  const inp = batchInputs(x, t, breed, info.nullClass);
+  const b = guided ? 2 : 1;
+  const inp = batchInputs(x, t, breed, info.nullClass, guided);
   const out = await session.run({
-    x_t: new ort.Tensor('float32', inp.xt, [2, 3, s, s]),
-    t: new ort.Tensor('float32', inp.t, [2]),
-    breed: new ort.Tensor('int64', inp.breed, [2]),
+    x_t: new ort.Tensor('float32', inp.xt, [b, 3, s, s]),
+    t: new ort.Tensor('float32', inp.t, [b]),
+    breed: new ort.Tensor('int64', inp.breed, [b]),
   });
   const want = info.target === 'x' ? 'x_hat' : 'velocity';
   const name = session.outputNames.includes(want) ? want : session.outputNames[0];
   const both = out[name].data as Float32Array;
   let vCond = both.subarray(0, n);
+  if (!guided) return info.target === 'x' ? velocityFromXHat(vCond, x, t) : new Float32Array(vCond);
   let vNull = both.subarray(n, 2 * n);
   if (info.target === 'x') {
     vCond = velocityFromXHat(vCond, x, t);
@@ -187,7 +190,7 @@ async function handleGenerate(req: Extract<Request, { type: 'generate' }>): Prom
   const ts = timesteps(req.steps);
   for (let k = 0; k < ts.length; k++) {
     const ts0 = performance.now();
-    const v = await guidedVelocity(session, info, x, ts[k], req.breed, req.cfg);
+    const v = await guidedVelocity(session, info, x, ts[k], req.breed, req.cfg, guidedAt(ts[k], req.guidanceTo ?? 1));
     const preview = chwToRgba(previewEstimate(x, v, ts[k]), s, s);
     eulerStep(x, v, 1 / req.steps);
     stepMs.push(performance.now() - ts0);
