@@ -140,6 +140,10 @@ pub fn write_sharded(path: &Path, bytes: &[u8], limit: usize, write: &dyn Fn(&Pa
 
 /// Reads what `write_sharded` wrote (one file, or the index and its shards) back into one buffer.
 pub fn read_sharded(path: &Path) -> Result<Vec<u8>> {
+    // The index itself (`X.safetensors.index.json`) stands for the sharded `X.safetensors`.
+    if let Some(base) = path.to_str().and_then(|s| s.strip_suffix(".index.json")).filter(|b| b.ends_with(".safetensors")) {
+        return read_sharded(Path::new(base));
+    }
     if path.is_file() {
         return std::fs::read(path).with_context(|| format!("cannot read {}", path.display()));
     }
@@ -195,6 +199,8 @@ mod tests {
         }
         let back = TensorMap::from_bytes(&read_sharded(&path).unwrap(), "shards").unwrap();
         assert_eq!(back.map, m.map);
+        // Naming the index file reads the same weights.
+        assert_eq!(read_sharded(&index_path(&path)).unwrap(), read_sharded(&path).unwrap());
         // Small enough → one plain file, and the stale index is gone.
         let one = write_sharded(&path, &bytes, 1 << 20, &write).unwrap();
         assert_eq!(one, vec![path.clone()]);
