@@ -154,7 +154,7 @@ pub struct GenerateArgs {
     steps: usize,
     /// Guidance scale (1 = no guidance). Default 8 with guidance until t = 0.6: on the shipped
     /// model, against CFG 4.5 on every step, FID-like 173.6 vs 179.5 and breed agreement 28.0% vs
-    /// 27.1% (n = 1,008), with a fifth fewer network passes (docs/RESULTS.md).
+    /// 27.1% (n = 1,008), with 17.5% fewer network passes (docs/RESULTS.md).
     #[arg(long, default_value_t = 8.0)]
     cfg: f64,
     /// Seed of the first image; image k uses seed + k.

@@ -297,14 +297,14 @@ fn generator_train_generate_export_end_to_end() {
     let c = t.path().join("c.png");
     let o = tc(&["generate", "--model", &ema, "--breed", "bengal", "--n", "3", "--steps", "3", "--guidance", "apg", "--guidance-from", "0.1", "--guidance-to", "1", "--out", &s(&c)]);
     assert!(o.status.success() && c.is_file(), "{}", String::from_utf8_lossy(&o.stderr));
+    let never = t.path().join("never.png");
+    let never_s = s(&never);
     for (flags, needle) in [(["--guidance-from", "0.8", "--guidance-to", "0.2"], "--guidance-from"), (["--guidance-to", "1.5", "--steps", "2"], "--guidance-to"), (["--steps", "0", "--cfg", "3"], "--steps")] {
-        let mut full = vec!["generate", "--model", &ema, "--breed", "bengal", "--out"];
-        let out = s(&t.path().join("never.png"));
-        full.push(&out);
+        let mut full = vec!["generate", "--model", &ema, "--breed", "bengal", "--out", &never_s];
         full.extend(flags);
         let o = tc(&full);
         assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains(needle), "{full:?}: {}", String::from_utf8_lossy(&o.stderr));
-        assert!(!t.path().join("never.png").exists());
+        assert!(!never.exists());
     }
 
     // Export, and export refusals that leave nothing behind.

@@ -5,8 +5,8 @@
 //! The network predicts either v directly (`target = "velocity"`) or the clean image x̂ (JiT,
 //! `target = "x"`), in which case `v̂ = (x̂ − x_t) / (1 − t)` and the loss is still on velocity.
 //! Sampling integrates dx/dt = v̂ from t = 0 to 1 (Euler or Heun), with classifier-free guidance
-//! applied once per evaluation: `v = v_null + s·(v_cond − v_null)` (written `v_cond + (s − 1)·Δ`),
-//! optionally projected (APG) and limited to a t interval.
+//! applied once per evaluation: `v = v_null + s·(v_cond − v_null)`, optionally projected (APG:
+//! `v_cond + (s − 1)·Δ⊥`) and limited to a t interval.
 
 use crate::config::{one_of, range, OptimConfig};
 use crate::schedule::{lr_at, ScheduleConfig};

@@ -203,25 +203,22 @@ fn check_guidance_options(m: &Dit<Cpu>, meta: &generator::GeneratorMeta) {
     let one = |cfg: f64, g: Guidance| run(&SampleOptions { guidance: g, ..SampleOptions::new(1, cfg, Solver::Euler) });
     let (xc, xu, xa) = (one(1.0, Guidance::Cfg), one(0.0, Guidance::Cfg), one(4.0, Guidance::Apg));
     let per = xc.len() / 2;
+    let f64s = |v: &[f32]| -> Vec<f64> { v.iter().map(|x| *x as f64).collect() };
+    let dot = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f64>();
     for i in 0..2 {
         let r = i * per..(i + 1) * per;
-        let dot = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| *x as f64 * *y as f64).sum::<f64>();
-        let hat = &xc[r.clone()];
-        let delta: Vec<f32> = hat.iter().zip(&xu[r.clone()]).map(|(c, u)| c - u).collect();
-        let k = dot(&delta, hat) / dot(hat, hat);
-        let want: Vec<f64> = delta.iter().zip(hat).map(|(d, h)| 3.0 * (*d as f64 - k * *h as f64)).collect();
-        let got: Vec<f64> = xa[r.clone()].iter().zip(hat).map(|(a, c)| (a - c) as f64).collect();
-        let scale = dot_f64(&want, &want).sqrt();
+        let (hat, u, a) = (f64s(&xc[r.clone()]), f64s(&xu[r.clone()]), f64s(&xa[r]));
+        let delta: Vec<f64> = hat.iter().zip(&u).map(|(c, u)| c - u).collect();
+        let k = dot(&delta, &hat) / dot(&hat, &hat);
+        let want: Vec<f64> = delta.iter().zip(&hat).map(|(d, h)| 3.0 * (d - k * h)).collect();
+        let got: Vec<f64> = a.iter().zip(&hat).map(|(a, c)| a - c).collect();
+        let scale = dot(&want, &want).sqrt();
         assert!(scale > 1e-3, "image {i}: the guidance term vanished");
         let err = want.iter().zip(&got).map(|(w, g)| (w - g).powi(2)).sum::<f64>().sqrt();
         assert!(err < 1e-3 * scale.max(1.0), "image {i}: APG update off by {err} (norm {scale})");
-        let cos = got.iter().zip(hat).map(|(g, h)| g * *h as f64).sum::<f64>() / (scale * dot(hat, hat).sqrt());
+        let cos = dot(&got, &hat) / (scale * dot(&hat, &hat).sqrt());
         assert!(cos.abs() < 1e-3, "image {i}: APG update not orthogonal to x̂_c (cos {cos})");
     }
-}
-
-fn dot_f64(a: &[f64], b: &[f64]) -> f64 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
 #[test]
