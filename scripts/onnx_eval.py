@@ -3,7 +3,7 @@
 
   onnx_eval.py classifier MODEL.onnx CACHE_DIR [--split test]
       top-1 accuracy on a prepared split (tinycats data prepare, same size as the model).
-  onnx_eval.py generator GEN.onnx CLASSIFIER.onnx [--per-breed 20 --steps 20 --cfg 3 --seed 1 --guidance-to 1]
+  onnx_eval.py generator GEN.onnx CLASSIFIER.onnx [--per-breed 20 --steps 20 --cfg 3 --seed 1 --guidance-to 1 --time-shift 1]
       breed agreement: share of generated images the classifier puts in the requested breed.
 Prints one JSON line.
 """
@@ -38,6 +38,7 @@ def main():
     ap.add_argument("--cfg", type=float, default=3.0)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--guidance-to", type=float, default=1.0, help="guidance only while t <= this (as the CLI)")
+    ap.add_argument("--time-shift", type=float, default=1.0, help="time-grid shift (as the CLI's --time-shift)")
     a = ap.parse_args()
     if a.kind == "classifier":
         s = session(a.model)
@@ -63,11 +64,13 @@ def main():
             n = a.per_breed
             x = rng.standard_normal((n, 3, side, side)).astype(np.float32)
             y = np.array([b] * n + [null] * n, dtype=np.int64)
-            dt = 1.0 / a.steps
+            u = np.arange(a.steps + 1) / a.steps
+            grid = u / (a.time_shift - (a.time_shift - 1) * u)  # the CLI's time grid; 1 = uniform
             for k in range(a.steps):
-                guided = k * dt <= a.guidance_to + 1e-6
+                tk, dt = float(grid[k]), float(grid[k + 1] - grid[k])
+                guided = tk <= a.guidance_to + 1e-6
                 m = 2 * n if guided else n  # late unguided steps run the conditional half alone
-                t = np.full(m, k * dt, dtype=np.float32)
+                t = np.full(m, tk, dtype=np.float32)
                 xx = np.concatenate([x, x]) if guided else x
                 o = g.run(None, {"x_t": xx, "t": t, "breed": y[:m]})[0]  # velocity or x_hat
                 if gm.get("target") == "x":
@@ -80,6 +83,6 @@ def main():
             ok = int((pred == clf_labels.index(name)).sum()) if name in clf_labels else 0
             hits += ok
             per[name] = ok / n
-        print(json.dumps({"model": a.model, "agreement": hits / (len(breeds) * a.per_breed), "per_breed": per, "steps": a.steps, "cfg": a.cfg, "guidance_to": a.guidance_to, "seconds": time.time() - t0, "bytes": os.path.getsize(a.model)}))
+        print(json.dumps({"model": a.model, "agreement": hits / (len(breeds) * a.per_breed), "per_breed": per, "steps": a.steps, "cfg": a.cfg, "guidance_to": a.guidance_to, "time_shift": a.time_shift, "seconds": time.time() - t0, "bytes": os.path.getsize(a.model)}))
 
 main()

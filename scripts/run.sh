@@ -12,7 +12,7 @@ bash scripts/data.sh 64 224
 TC=target/release/tinycats
 $TC data stats data/pets
 $TC predict data/pets/images/{Bengal_1,Persian_1,Siamese_5,Egyptian_Mau_1}.jpg --top 3
-$TC generate --breed Siamese --n 16 --steps 30 --cfg 3 --seed 1 --out generated/siamese.png
+$TC generate --breed Siamese --n 16 --seed 1 --out generated/siamese.png
 bash scripts/setup_web.sh
 (cd web && npm run build --silent)
 exec $TC serve --bind 127.0.0.1:8080

@@ -8,6 +8,8 @@ import { E2E_DIR, SHOTS, waitReady } from './helpers';
 const RUNS = Number(process.env.BENCH_RUNS ?? 10);
 // Extra URL parameters for A/B runs, e.g. BENCH_QUERY='&qdq=fold'.
 const EXTRA = process.env.BENCH_QUERY ?? '';
+// Generate-page settings for A/B runs of the 10-step timing (empty: the page's defaults).
+const TIME_SHIFT = process.env.BENCH_TIME_SHIFT ?? '';
 const repo = path.resolve(E2E_DIR, '../..');
 
 test('benchmark page (WASM) + 10-step generation timing', async ({ page }) => {
@@ -34,6 +36,8 @@ test('benchmark page (WASM) + 10-step generation timing', async ({ page }) => {
   await page.goto(`/?ep=wasm${EXTRA}#generate`);
   await waitReady(page, 'generator');
   const totals: number[] = [];
+  if (TIME_SHIFT) await page.getByTestId('time-shift').fill(TIME_SHIFT);
+  const timeShift = Number(await page.getByTestId('time-shift').inputValue());
   for (let i = 0; i < 3; i++) {
     await page.getByTestId('steps').fill('10');
     await page.getByTestId('seed').fill(String(100 + i));
@@ -56,6 +60,7 @@ test('benchmark page (WASM) + 10-step generation timing', async ({ page }) => {
     classifier_ms_per_image: clf,
     generator_ms_per_step: step,
     generator_s_per_image_10_steps_median_of_3: totals[1] / 1000,
+    generator_time_shift: timeShift,
     download_bytes: {
       classifier: size('models/classifier/classifier.int8.onnx'),
       generator: size('models/generator/generator.int8.onnx'),

@@ -26,8 +26,9 @@ test('same seed and steps → identical pixels; another seed → different', asy
   expect(options).toContain('Siamese');
   await page.getByTestId('breed').selectOption({ label: 'Siamese' });
   await page.getByTestId('cfg').fill('3');
-  // Guidance on every step: what web/scripts/parity_check.py recomputes.
+  // Guidance on every step and uniform steps: what web/scripts/parity_check.py recomputes.
   await page.getByTestId('guidance-to').fill('1');
+  await page.getByTestId('time-shift').fill('1');
 
   const a = await generate(page, 12345, 4);
   await expect(page.getByTestId('gen-done')).toContainText('Siamese');
@@ -47,6 +48,11 @@ test('same seed and steps → identical pixels; another seed → different', asy
   const early = await generate(page, 999, 4);
   expect(early.hash).not.toBe(other.hash);
   await page.getByTestId('guidance-to').fill('1');
+  // The default time shift (4) moves the step times: another image from a's seed and settings.
+  await page.getByTestId('time-shift').fill('4');
+  const shifted = await generate(page, 12345, 4);
+  expect(shifted.hash).not.toBe(a.hash);
+  await page.getByTestId('time-shift').fill('1');
 
   // "new seed" changes the seed field.
   const before = await page.getByTestId('seed').inputValue();

@@ -52,6 +52,8 @@ pub struct GenEval {
     pub guidance: crate::generator::Guidance,
     /// The t interval in which guidance was applied.
     pub guidance_interval: (f32, f32),
+    /// The sampling grid's time shift (1 = uniform steps).
+    pub time_shift: f32,
     pub seconds_generate: f64,
     pub seconds_features: f64,
 }
@@ -133,6 +135,7 @@ pub fn agreement_counts(classes: &[String], clf: &[String], labels: &[usize], pr
 pub fn evaluate(
     model: &Dit<Cpu>,
     meta: &GeneratorMeta,
+    guide: Option<(&Dit<Cpu>, &GeneratorMeta)>,
     pred: &Predictor,
     cache: &Cache,
     total: usize,
@@ -153,7 +156,7 @@ pub fn evaluate(
         let mut imgs = Vec::new();
         for chunk in (0..per as u64).collect::<Vec<_>>().chunks(50) {
             let seeds: Vec<u64> = chunk.iter().map(|s| seed + (b as u64) * 1_000_000 + s).collect();
-            let x = generator::sample::<Cpu>(model, meta, &vec![b; seeds.len()], &seeds, opts, &mut |_, _| {});
+            let x = generator::sample_guided_by::<Cpu>(model, guide.map(|(g, m)| (g, m.target.as_str())), meta, &vec![b; seeds.len()], &seeds, opts, &mut |_, _| {});
             imgs.extend(generator::to_rgb8(x)?);
             progress("generate", b * per + imgs.len(), k * per);
         }
@@ -222,6 +225,7 @@ pub fn evaluate(
         cfg: opts.cfg,
         guidance: opts.guidance,
         guidance_interval: opts.interval,
+        time_shift: opts.shift,
         seconds_generate,
         seconds_features,
     })

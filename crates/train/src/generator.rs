@@ -392,13 +392,30 @@ pub struct SampleOptions {
     /// Guidance is applied only for t in [from, to] (Kynkäänniemi et al. 2024); elsewhere the
     /// conditional prediction alone is used, which also skips the null-class pass.
     pub interval: (f32, f32),
+    /// Time-grid shift (Esser et al. 2024, in this t = 0 noise convention): step k starts at
+    /// u / (s − (s − 1)·u) with u = k / steps. s > 1 puts more of the steps near the noise end,
+    /// where layout and breed are decided; 1 is the uniform grid.
+    pub shift: f32,
 }
 
 impl SampleOptions {
     /// Plain classifier-free guidance over the whole path.
     pub fn new(steps: usize, cfg: f64, solver: Solver) -> Self {
-        Self { steps, cfg, solver, guidance: Guidance::Cfg, interval: (0.0, 1.0) }
+        Self { steps, cfg, solver, guidance: Guidance::Cfg, interval: (0.0, 1.0), shift: 1.0 }
     }
+}
+
+/// The `steps + 1` times of the sampling grid, from 0 (noise) to 1 (image), warped by `shift`
+/// (see [`SampleOptions::shift`]); increasing for any shift > 0.
+pub fn time_grid(steps: usize, shift: f32) -> Vec<f32> {
+    let steps = steps.max(1);
+    let du = 1.0 / steps as f32;
+    (0..=steps)
+        .map(|k| {
+            let u = k as f32 * du;
+            if k == steps { 1.0 } else { u / (shift - (shift - 1.0) * u) }
+        })
+        .collect()
 }
 
 /// Initial noise for one image from its seed (the same seed gives the same image).
@@ -408,12 +425,23 @@ pub fn seed_noise(seed: u64, per_image: usize) -> Vec<f32> {
 }
 
 /// Guided velocity at (x, t) for labels `y`: one batched forward over [cond; null].
-fn guided<B: Backend>(model: &Dit<B>, x: &Tensor<B, 4>, t: f32, y: &[i64], null: usize, opts: &SampleOptions, target: &str) -> (Tensor<B, 4>, Tensor<B, 4>) {
+fn guided<B: Backend>(model: &Dit<B>, guide: Option<(&Dit<B>, &str)>, x: &Tensor<B, 4>, t: f32, y: &[i64], null: usize, opts: &SampleOptions, target: &str) -> (Tensor<B, 4>, Tensor<B, 4>) {
     let dev = x.device();
     let n = y.len();
     // The tolerance keeps k·dt, which may round just past a typed bound, inside it.
     let cfg = if t >= opts.interval.0 - 1e-6 && t <= opts.interval.1 + 1e-6 { opts.cfg } else { 1.0 };
     let use_cfg = (cfg - 1.0).abs() > 1e-9;
+    if let (Some((bad, bad_target)), true) = (guide, use_cfg) {
+        // Autoguidance (Karras et al. 2024): extrapolate away from a weaker model's conditional
+        // prediction instead of the null class's.
+        let tt = Tensor::<B, 1>::from_data(TensorData::new(vec![t; n], [n]), &dev);
+        let yt = Tensor::<B, 1, Int>::from_data(TensorData::new(y.to_vec(), [n]), &dev);
+        let c = velocity(model.forward(x.clone(), tt.clone(), yt.clone()), x.clone(), tt.clone(), target);
+        let u = velocity(bad.forward(x.clone(), tt.clone(), yt), x.clone(), tt, bad_target);
+        let v = u.clone() + (c - u) * cfg;
+        let x_hat = x.clone() + v.clone() * (1.0 - t as f64);
+        return (v, x_hat);
+    }
     let (xx, yy): (Tensor<B, 4>, Vec<i64>) = if use_cfg {
         (Tensor::cat(vec![x.clone(), x.clone()], 0), y.iter().copied().chain(std::iter::repeat(null as i64).take(n)).collect())
     } else {
@@ -456,6 +484,19 @@ pub fn sample<B: Backend>(
     opts: &SampleOptions,
     preview: &mut dyn FnMut(usize, &Tensor<B, 4>),
 ) -> Tensor<B, 4> {
+    sample_guided_by(model, None, meta, breeds, seeds, opts, preview)
+}
+
+/// [`sample`] with an optional weaker model `(guide, its target)` in place of the null class.
+pub fn sample_guided_by<B: Backend>(
+    model: &Dit<B>,
+    guide: Option<(&Dit<B>, &str)>,
+    meta: &GeneratorMeta,
+    breeds: &[usize],
+    seeds: &[u64],
+    opts: &SampleOptions,
+    preview: &mut dyn FnMut(usize, &Tensor<B, 4>),
+) -> Tensor<B, 4> {
     let d = meta.dit;
     let dev = Default::default();
     let per = d.channels * d.image_size * d.image_size;
@@ -464,13 +505,20 @@ pub fn sample<B: Backend>(
     let mut x = Tensor::<B, 4>::from_data(TensorData::new(noise, [n, d.channels, d.image_size, d.image_size]), &dev);
     let y: Vec<i64> = breeds.iter().map(|&b| b as i64).collect();
     let steps = opts.steps.max(1);
-    let dt = 1.0 / steps as f32;
+    let grid = time_grid(steps, opts.shift);
     for k in 0..steps {
-        let t = k as f32 * dt;
-        let (v, x_hat) = guided(model, &x, t, &y, meta.null_class(), opts, &meta.target);
+        // The uniform grid keeps the constant 1/steps step (and Heun's t + dt), as before the
+        // shift existed, so earlier seeds reproduce bit for bit.
+        let (t, dt, t_next) = if opts.shift == 1.0 {
+            let dt = 1.0 / steps as f32;
+            (grid[k], dt, grid[k] + dt)
+        } else {
+            (grid[k], grid[k + 1] - grid[k], grid[k + 1])
+        };
+        let (v, x_hat) = guided(model, guide, &x, t, &y, meta.null_class(), opts, &meta.target);
         let next = x.clone() + v.clone() * dt as f64;
         x = if opts.solver == Solver::Heun && k + 1 < steps {
-            let (v2, _) = guided(model, &next, t + dt, &y, meta.null_class(), opts, &meta.target);
+            let (v2, _) = guided(model, guide, &next, t_next, &y, meta.null_class(), opts, &meta.target);
             x + (v + v2) * (dt as f64 / 2.0)
         } else {
             next

@@ -198,6 +198,22 @@ fn check_guidance_options(m: &Dit<Cpu>, meta: &generator::GeneratorMeta) {
     let early = run(&SampleOptions { interval: (0.0, 0.5), ..SampleOptions::new(10, 3.0, Solver::Euler) });
     assert_ne!(full, early);
     assert_ne!(cond, early);
+    // Autoguidance with the model itself as the weaker guide cancels to conditional sampling
+    // at any scale; a different guide (the untrained init) moves the samples.
+    let auto = |g: &Dit<Cpu>| -> Vec<f32> {
+        generator::sample_guided_by::<Cpu>(m, Some((g, meta.target.as_str())), meta, &[0, 1], &[3, 4], &SampleOptions::new(10, 3.0, Solver::Euler), &mut |_, _| {}).into_data().to_vec().unwrap()
+    };
+    assert_eq!(cond, auto(m), "self-autoguidance changed the samples");
+    let untrained: Dit<Cpu> = meta.dit.init(&Default::default());
+    let other = auto(&untrained);
+    assert_ne!(cond, other);
+    assert!(other.iter().all(|v| v.is_finite()));
+    // Shift 1 is the uniform grid; another shift changes the samples but keeps them finite.
+    let uniform = run(&SampleOptions { shift: 1.0, ..SampleOptions::new(10, 3.0, Solver::Euler) });
+    assert_eq!(full, uniform);
+    let shifted = run(&SampleOptions { shift: 3.0, ..SampleOptions::new(10, 3.0, Solver::Euler) });
+    assert_ne!(full, shifted, "the time shift had no effect");
+    assert!(shifted.iter().all(|v| v.is_finite()));
     // APG, one Euler step from t = 0: x1 = x0 + v_c + (s − 1)·Δ⊥ with Δ = v_c − v_null and
     // Δ⊥ orthogonal (per image) to x̂_c = x0 + v_c, which is the cfg = 1 result.
     let one = |cfg: f64, g: Guidance| run(&SampleOptions { guidance: g, ..SampleOptions::new(1, cfg, Solver::Euler) });
@@ -219,6 +235,29 @@ fn check_guidance_options(m: &Dit<Cpu>, meta: &generator::GeneratorMeta) {
         let cos = dot(&got, &hat) / (scale * dot(&hat, &hat).sqrt());
         assert!(cos.abs() < 1e-3, "image {i}: APG update not orthogonal to x̂_c (cos {cos})");
     }
+}
+
+#[test]
+fn time_grid_runs_from_noise_to_image() {
+    for steps in [1, 2, 7, 20] {
+        for shift in [0.5f32, 1.0, 2.0, 3.0] {
+            let g = generator::time_grid(steps, shift);
+            assert_eq!(g.len(), steps + 1);
+            assert_eq!((g[0], g[steps]), (0.0, 1.0), "steps {steps}, shift {shift}");
+            assert!(g.windows(2).all(|w| w[1] > w[0]), "steps {steps}, shift {shift}: not increasing: {g:?}");
+            for (k, t) in g.iter().enumerate().take(steps).skip(1) {
+                let u = k as f32 / steps as f32;
+                // Above 1 the grid lags the uniform one (more steps near noise), below 1 it leads.
+                match shift.partial_cmp(&1.0).unwrap() {
+                    std::cmp::Ordering::Greater => assert!(*t < u),
+                    std::cmp::Ordering::Less => assert!(*t > u),
+                    std::cmp::Ordering::Equal => assert!((t - u).abs() < 1e-6),
+                }
+            }
+        }
+    }
+    // Shift 3 at the midpoint: 0.5 / (3 − 2·0.5) = 0.25.
+    assert!((generator::time_grid(2, 3.0)[1] - 0.25).abs() < 1e-7);
 }
 
 #[test]

@@ -1,12 +1,21 @@
 import { describe, expect, it } from 'vitest';
-import { batchInputs, cfgMix, eulerStep, guidedAt, previewEstimate, timesteps, velocityFromXHat } from './sampling';
+import { batchInputs, cfgMix, eulerStep, guidedAt, previewEstimate, timeGrid, velocityFromXHat } from './sampling';
 
 const f = (...v: number[]) => new Float32Array(v);
 
 describe('sampling maths', () => {
-  it('timesteps are k/steps for k < steps', () => {
-    expect(timesteps(4)).toEqual([0, 0.25, 0.5, 0.75]);
-    expect(timesteps(1)).toEqual([0]);
+  it('timeGrid: uniform k/steps at shift 1, warped towards the noise end above 1', () => {
+    expect(timeGrid(4)).toEqual([0, 0.25, 0.5, 0.75, 1]);
+    expect(timeGrid(1)).toEqual([0, 1]);
+    // Shift 3 at u = 0.5: 0.5 / (3 − 2·0.5) = 0.25 (the Rust time_grid test's value).
+    expect(timeGrid(2, 3)).toEqual([0, 0.25, 1]);
+    for (const shift of [0.5, 2, 4]) {
+      const g = timeGrid(20, shift);
+      expect(g[0]).toBe(0);
+      expect(g[20]).toBe(1);
+      for (let k = 1; k <= 20; k++) expect(g[k]).toBeGreaterThan(g[k - 1]);
+      for (let k = 1; k < 20; k++) expect(shift > 1 ? g[k] < k / 20 : g[k] > k / 20).toBe(true);
+    }
   });
   it('cfgMix: cfg 0 = unconditional, 1 = conditional, >1 extrapolates', () => {
     const c = f(1, 2), n = f(0, 4);
@@ -42,9 +51,11 @@ describe('sampling maths', () => {
     expect(Array.from(b.breed)).toEqual([3n]);
   });
   it('guidedAt: guidance while t ≤ guidanceTo', () => {
-    const ts = timesteps(10);
+    const ts = timeGrid(10).slice(0, 10);
     expect(ts.filter((t) => guidedAt(t, 0.6)).length).toBe(7); // t = 0, 0.1, …, 0.6
     expect(ts.filter((t) => guidedAt(t, 1)).length).toBe(10);
     expect(ts.filter((t) => guidedAt(t, 0)).length).toBe(1);
+    // Shift 4 puts 9 of 10 step starts at t ≤ 0.6 (the default's pass count in RESULTS).
+    expect(timeGrid(10, 4).slice(0, 10).filter((t) => guidedAt(t, 0.6)).length).toBe(9);
   });
 });

@@ -2,9 +2,15 @@
 // Convention (matches the Rust trainer): x_0 is noise at t = 0, the image is at t = 1,
 // and the network predicts the velocity v = dx/dt.
 
-/** t_k = k / steps for k = 0..steps-1 (Euler from noise to image). */
-export function timesteps(steps: number): number[] {
-  return Array.from({ length: steps }, (_, k) => k / steps);
+/** The steps + 1 times of the sampling grid, 0 (noise) to 1 (image), warped by the time shift
+ * as the Rust sampler's `--time-shift`: u / (s − (s − 1)·u) with u = k / steps. s > 1 spends
+ * more steps near the noise end, where layout and breed are decided; s = 1 is uniform. */
+export function timeGrid(steps: number, shift = 1): number[] {
+  return Array.from({ length: steps + 1 }, (_, k) => {
+    if (k === steps) return 1;
+    const u = k / steps;
+    return shift === 1 ? u : u / (shift - (shift - 1) * u);
+  });
 }
 
 /** Classifier-free guidance: v = v_null + cfg·(v_cond − v_null). Applied once, here, not in

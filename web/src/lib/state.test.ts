@@ -26,7 +26,7 @@ describe('model loading state', () => {
 });
 
 describe('generate form', () => {
-  const base: GenerateForm = { breed: 0, steps: 30, cfg: 3, seed: 1, guidanceTo: 1 };
+  const base: GenerateForm = { breed: 0, steps: 30, cfg: 3, seed: 1, guidanceTo: 1, timeShift: 1 };
   it('clamps steps to 1..100 and cfg to 0..20, ignores blanks', () => {
     expect(generateReducer(base, { type: 'steps', value: '500' }).steps).toBe(100);
     expect(generateReducer(base, { type: 'steps', value: '0' }).steps).toBe(1);
@@ -40,6 +40,10 @@ describe('generate form', () => {
     expect(generateReducer(base, { type: 'guidanceTo', value: '2' }).guidanceTo).toBe(1);
     expect(generateReducer(base, { type: 'guidanceTo', value: '-0.5' }).guidanceTo).toBe(0);
     expect(generateReducer({ ...base, guidanceTo: 0.6 }, { type: 'guidanceTo', value: ' ' }).guidanceTo).toBe(0.6);
+    expect(generateReducer(base, { type: 'timeShift', value: '4' }).timeShift).toBe(4);
+    expect(generateReducer(base, { type: 'timeShift', value: '50' }).timeShift).toBe(10);
+    expect(generateReducer(base, { type: 'timeShift', value: '0' }).timeShift).toBe(0.1);
+    expect(generateReducer(base, { type: 'timeShift', value: 'x' }).timeShift).toBe(1);
   });
   it('seeds are uint32; junk is ignored; new seed replaces', () => {
     expect(parseSeed(' 42 ')).toBe(42);

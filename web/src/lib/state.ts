@@ -82,6 +82,8 @@ export interface GenerateForm {
   seed: number;
   /** Guidance only while t ≤ this (0..1; the CLI's --guidance-to). */
   guidanceTo: number;
+  /** Time-grid shift (0.1..10; the CLI's --time-shift). */
+  timeShift: number;
 }
 
 export type GenerateAction =
@@ -89,6 +91,7 @@ export type GenerateAction =
   | { type: 'steps'; value: string }
   | { type: 'cfg'; value: string }
   | { type: 'guidanceTo'; value: string }
+  | { type: 'timeShift'; value: string }
   | { type: 'seed'; value: string }
   | { type: 'newSeed'; seed: number };
 
@@ -100,6 +103,11 @@ export function clampSteps(n: number): number {
 export function clampCfg(n: number): number {
   if (!Number.isFinite(n)) return 0;
   return Math.min(20, Math.max(0, n));
+}
+
+export function clampShift(n: number): number {
+  if (!Number.isFinite(n)) return 1;
+  return Math.min(10, Math.max(0.1, n));
 }
 
 export function clampUnit(n: number): number {
@@ -124,6 +132,8 @@ export function generateReducer(s: GenerateForm, a: GenerateAction): GenerateFor
       return a.value.trim() === '' ? s : { ...s, cfg: clampCfg(Number(a.value)) };
     case 'guidanceTo':
       return a.value.trim() === '' ? s : { ...s, guidanceTo: clampUnit(Number(a.value)) };
+    case 'timeShift':
+      return a.value.trim() === '' ? s : { ...s, timeShift: clampShift(Number(a.value)) };
     case 'seed': {
       const seed = parseSeed(a.value);
       return seed === null ? s : { ...s, seed };

@@ -9,8 +9,9 @@ import type { Response } from '../worker/protocol';
 export function GeneratePage() {
   const model = useModel('generator');
   const labels = model.info?.kind === 'generator' ? model.info.labels : [];
-  // Defaults match the CLI's `tinycats generate` (30 Euler steps, CFG 8 guiding until t = 0.6).
-  const [form, dispatch] = useReducer(generateReducer, { breed: 0, steps: 30, cfg: 8, seed: 0, guidanceTo: 0.6 }, (s) => ({ ...s, seed: randomSeed() }));
+  // Defaults match the CLI's `tinycats generate` (20 Euler steps, CFG 8 guiding until t = 0.6,
+  // time shift 4).
+  const [form, dispatch] = useReducer(generateReducer, { breed: 0, steps: 20, cfg: 8, seed: 0, guidanceTo: 0.6, timeShift: 4 }, (s) => ({ ...s, seed: randomSeed() }));
   const canvasRef = useRef<HTMLCanvasElement>(null);
   const [running, setRunning] = useState(false);
   const [progress, setProgress] = useState<{ step: number; steps: number; stepMs: number } | null>(null);
@@ -86,6 +87,10 @@ export function GeneratePage() {
         <label title="Guidance only while t ≤ this (t = 1 is the image); later steps skip the unconditional pass">
           guide until t
           <input data-testid="guidance-to" type="number" min={0} max={1} step={0.1} value={form.guidanceTo} onChange={(e) => dispatch({ type: 'guidanceTo', value: e.target.value })} />
+        </label>
+        <label title="Above 1, more of the steps go to the noisy start, where the layout and breed are decided; 1 = uniform steps">
+          time shift
+          <input data-testid="time-shift" type="number" min={0.1} max={10} step="any" value={form.timeShift} onChange={(e) => dispatch({ type: 'timeShift', value: e.target.value })} />
         </label>
         <label>
           seed

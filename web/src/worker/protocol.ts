@@ -15,8 +15,9 @@ export type Request =
   | { type: 'load'; id: number; model: ModelKind; url: string; ep: EpRequest; ortBase: string; threads?: number; useCache?: boolean; foldQdq?: boolean }
   | { type: 'classify'; id: number; rgba: Uint8ClampedArray; width: number; height: number }
   /** guidanceTo: guidance only for t ≤ this (t = 1 is the image); later steps run the
-   * conditional pass alone (absent = 1: guidance on every step). */
-  | { type: 'generate'; id: number; breed: number; steps: number; cfg: number; seed: number; guidanceTo?: number }
+   * conditional pass alone (absent = 1: guidance on every step). timeShift: the time grid's
+   * shift, as the CLI's --time-shift (absent = 1: uniform steps). */
+  | { type: 'generate'; id: number; breed: number; steps: number; cfg: number; seed: number; guidanceTo?: number; timeShift?: number }
   | { type: 'bench'; id: number; model: ModelKind; ep: Ep; runs: number };
 
 export interface BenchResult {
@@ -114,6 +115,7 @@ export function parseRequest(data: unknown): Request {
         cfg: num(o, 'cfg', (n) => n >= 0 && n <= 20, 'must be in 0..20'),
         seed: num(o, 'seed', (n) => isInt(n) && n >= 0 && n <= 0xffffffff, 'must be a uint32'),
         guidanceTo: o.guidanceTo === undefined ? undefined : num(o, 'guidanceTo', (n) => n >= 0 && n <= 1, 'must be in 0..1'),
+        timeShift: o.timeShift === undefined ? undefined : num(o, 'timeShift', (n) => n >= 0.1 && n <= 10, 'must be in 0.1..10'),
       };
     case 'bench':
       return {

@@ -8,7 +8,7 @@ import { loadModelBytes } from '../lib/fetchModel';
 import { classifierInfo, generatorInfo, readOnnxMetadata, type ClassifierInfo, type GeneratorInfo } from '../lib/metadata';
 import { rgbaToChw, chwToRgba } from '../lib/image';
 import { gaussianNoise } from '../lib/prng';
-import { batchInputs, cfgMix, eulerStep, guidedAt, previewEstimate, timesteps, velocityFromXHat } from '../lib/sampling';
+import { batchInputs, cfgMix, eulerStep, guidedAt, previewEstimate, timeGrid, velocityFromXHat } from '../lib/sampling';
 import { mean, percentile } from '../lib/stats';
 import { errorMessage, parseRequest, transferables, type Ep, type EpRequest, type ModelKind, type Request, type Response } from './protocol';
 
@@ -187,12 +187,12 @@ async function handleGenerate(req: Extract<Request, { type: 'generate' }>): Prom
   const x = gaussianNoise(req.seed, 3 * s * s);
   const stepMs: number[] = [];
   const t0 = performance.now();
-  const ts = timesteps(req.steps);
-  for (let k = 0; k < ts.length; k++) {
+  const ts = timeGrid(req.steps, req.timeShift ?? 1);
+  for (let k = 0; k < req.steps; k++) {
     const ts0 = performance.now();
     const v = await guidedVelocity(session, info, x, ts[k], req.breed, req.cfg, guidedAt(ts[k], req.guidanceTo ?? 1));
     const preview = chwToRgba(previewEstimate(x, v, ts[k]), s, s);
-    eulerStep(x, v, 1 / req.steps);
+    eulerStep(x, v, ts[k + 1] - ts[k]);
     stepMs.push(performance.now() - ts0);
     post({ type: 'step', id: req.id, step: k + 1, steps: req.steps, stepMs: stepMs[k], preview, size: s });
   }
