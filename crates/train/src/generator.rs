@@ -424,42 +424,38 @@ pub fn seed_noise(seed: u64, per_image: usize) -> Vec<f32> {
     (0..per_image).map(|_| StandardNormal.sample(&mut rng)).collect()
 }
 
-/// Guided velocity at (x, t) for labels `y`: one batched forward over [cond; null].
-fn guided<B: Backend>(model: &Dit<B>, guide: Option<(&Dit<B>, &str)>, x: &Tensor<B, 4>, t: f32, y: &[i64], null: usize, opts: &SampleOptions, target: &str) -> (Tensor<B, 4>, Tensor<B, 4>) {
+/// Velocity of one forward of `model` at time t, one row of `x` per label.
+fn predict<B: Backend>(model: &Dit<B>, x: Tensor<B, 4>, t: f32, labels: Vec<i64>, target: &str) -> Tensor<B, 4> {
     let dev = x.device();
+    let m = labels.len();
+    let tt = Tensor::<B, 1>::from_data(TensorData::new(vec![t; m], [m]), &dev);
+    let yt = Tensor::<B, 1, Int>::from_data(TensorData::new(labels, [m]), &dev);
+    velocity(model.forward(x.clone(), tt.clone(), yt), x, tt, target)
+}
+
+/// Guided velocity at (x, t) for labels `y`. Guidance moves away from a reference prediction:
+/// the null class's (one batched forward over [cond; null]) or, with `guide`, a weaker model's
+/// conditional one (autoguidance, Karras et al. 2024).
+fn guided<B: Backend>(model: &Dit<B>, guide: Option<(&Dit<B>, &str)>, x: &Tensor<B, 4>, t: f32, y: &[i64], null: usize, opts: &SampleOptions, target: &str) -> (Tensor<B, 4>, Tensor<B, 4>) {
     let n = y.len();
     // The tolerance keeps k·dt, which may round just past a typed bound, inside it.
     let cfg = if t >= opts.interval.0 - 1e-6 && t <= opts.interval.1 + 1e-6 { opts.cfg } else { 1.0 };
     let use_cfg = (cfg - 1.0).abs() > 1e-9;
-    if let (Some((bad, bad_target)), true) = (guide, use_cfg) {
-        // Autoguidance (Karras et al. 2024): extrapolate away from a weaker model's conditional
-        // prediction instead of the null class's.
-        let tt = Tensor::<B, 1>::from_data(TensorData::new(vec![t; n], [n]), &dev);
-        let yt = Tensor::<B, 1, Int>::from_data(TensorData::new(y.to_vec(), [n]), &dev);
-        let c = velocity(model.forward(x.clone(), tt.clone(), yt.clone()), x.clone(), tt.clone(), target);
-        let u = velocity(bad.forward(x.clone(), tt.clone(), yt), x.clone(), tt, bad_target);
-        let v = u.clone() + (c - u) * cfg;
-        let x_hat = x.clone() + v.clone() * (1.0 - t as f64);
-        return (v, x_hat);
-    }
-    let (xx, yy): (Tensor<B, 4>, Vec<i64>) = if use_cfg {
-        (Tensor::cat(vec![x.clone(), x.clone()], 0), y.iter().copied().chain(std::iter::repeat(null as i64).take(n)).collect())
-    } else {
-        (x.clone(), y.to_vec())
-    };
-    let m = yy.len();
-    let tt = Tensor::<B, 1>::from_data(TensorData::new(vec![t; m], [m]), &dev);
-    let yt = Tensor::<B, 1, Int>::from_data(TensorData::new(yy, [m]), &dev);
-    let v = velocity(model.forward(xx.clone(), tt.clone(), yt), xx, tt, target);
     let v = if !use_cfg {
-        v
+        predict(model, x.clone(), t, y.to_vec(), target)
     } else {
-        let c = v.clone().narrow(0, 0, n);
-        let u = v.narrow(0, n, n);
+        let (c, u) = match guide {
+            Some((bad, bad_target)) => (predict(model, x.clone(), t, y.to_vec(), target), predict(bad, x.clone(), t, y.to_vec(), bad_target)),
+            None => {
+                let labels = y.iter().copied().chain(std::iter::repeat(null as i64).take(n)).collect();
+                let v = predict(model, Tensor::cat(vec![x.clone(), x.clone()], 0), t, labels, target);
+                (v.clone().narrow(0, 0, n), v.narrow(0, n, n))
+            }
+        };
         match opts.guidance {
             Guidance::Cfg => u.clone() + (c - u) * cfg,
             Guidance::Apg => {
-                // v = v_c + (s − 1)·Δ⊥, Δ = v_c − v_null minus its part along x̂_c = x + (1 − t)·v_c
+                // v = v_c + (s − 1)·Δ⊥, Δ = v_c − v_ref minus its part along x̂_c = x + (1 − t)·v_c
                 // (the factor 1 − t cancels in the projection).
                 let diff = c.clone() - u;
                 let xc = x.clone() + c.clone() * (1.0 - t as f64);

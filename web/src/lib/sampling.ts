@@ -9,7 +9,7 @@ export function timeGrid(steps: number, shift = 1): number[] {
   return Array.from({ length: steps + 1 }, (_, k) => {
     if (k === steps) return 1;
     const u = k / steps;
-    return shift === 1 ? u : u / (shift - (shift - 1) * u);
+    return u / (shift - (shift - 1) * u); // exactly u at shift 1
   });
 }
 

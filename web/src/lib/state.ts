@@ -2,7 +2,7 @@
 
 import type { ModelInfo } from './metadata';
 import type { Ep, Response } from '../worker/protocol';
-import { MAX_STEPS } from '../worker/protocol';
+import { MAX_STEPS, MAX_TIME_SHIFT, MIN_TIME_SHIFT } from '../worker/protocol';
 
 export interface ModelState {
   status: 'idle' | 'loading' | 'ready' | 'error';
@@ -82,7 +82,7 @@ export interface GenerateForm {
   seed: number;
   /** Guidance only while t ≤ this (0..1; the CLI's --guidance-to). */
   guidanceTo: number;
-  /** Time-grid shift (0.1..10; the CLI's --time-shift). */
+  /** Time-grid shift (MIN_TIME_SHIFT..MAX_TIME_SHIFT; the CLI's --time-shift). */
   timeShift: number;
 }
 
@@ -107,7 +107,7 @@ export function clampCfg(n: number): number {
 
 export function clampShift(n: number): number {
   if (!Number.isFinite(n)) return 1;
-  return Math.min(10, Math.max(0.1, n));
+  return Math.min(MAX_TIME_SHIFT, Math.max(MIN_TIME_SHIFT, n));
 }
 
 export function clampUnit(n: number): number {

@@ -4,7 +4,7 @@ import { displayLabel } from '../lib/metadata';
 import { randomSeed } from '../lib/prng';
 import { generateReducer } from '../lib/state';
 import type { FinalOf } from '../worker/client';
-import type { Response } from '../worker/protocol';
+import { MAX_TIME_SHIFT, MIN_TIME_SHIFT, type Response } from '../worker/protocol';
 
 export function GeneratePage() {
   const model = useModel('generator');
@@ -90,7 +90,7 @@ export function GeneratePage() {
         </label>
         <label title="Above 1, more of the steps go to the noisy start, where the layout and breed are decided; 1 = uniform steps">
           time shift
-          <input data-testid="time-shift" type="number" min={0.1} max={10} step="any" value={form.timeShift} onChange={(e) => dispatch({ type: 'timeShift', value: e.target.value })} />
+          <input data-testid="time-shift" type="number" min={MIN_TIME_SHIFT} max={MAX_TIME_SHIFT} step="any" value={form.timeShift} onChange={(e) => dispatch({ type: 'timeShift', value: e.target.value })} />
         </label>
         <label>
           seed

@@ -79,6 +79,9 @@ function oneOf<T extends string>(o: Obj, k: string, allowed: readonly T[]): T {
 const isInt = (n: number) => Number.isInteger(n);
 
 export const MAX_STEPS = 100;
+/** Bounds of the time-grid shift (the CLI's --time-shift accepts the same). */
+export const MIN_TIME_SHIFT = 0.1;
+export const MAX_TIME_SHIFT = 10;
 
 /** Validates a page → worker message (run in the worker). */
 export function parseRequest(data: unknown): Request {
@@ -115,7 +118,7 @@ export function parseRequest(data: unknown): Request {
         cfg: num(o, 'cfg', (n) => n >= 0 && n <= 20, 'must be in 0..20'),
         seed: num(o, 'seed', (n) => isInt(n) && n >= 0 && n <= 0xffffffff, 'must be a uint32'),
         guidanceTo: o.guidanceTo === undefined ? undefined : num(o, 'guidanceTo', (n) => n >= 0 && n <= 1, 'must be in 0..1'),
-        timeShift: o.timeShift === undefined ? undefined : num(o, 'timeShift', (n) => n >= 0.1 && n <= 10, 'must be in 0.1..10'),
+        timeShift: o.timeShift === undefined ? undefined : num(o, 'timeShift', (n) => n >= MIN_TIME_SHIFT && n <= MAX_TIME_SHIFT, `must be in ${MIN_TIME_SHIFT}..${MAX_TIME_SHIFT}`),
       };
     case 'bench':
       return {
