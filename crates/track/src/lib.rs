@@ -116,6 +116,27 @@ pub struct PredictionRow {
     pub latency_ms: Option<f64>,
 }
 
+/// Switches the file to WAL. SQLite returns BUSY at once, without calling the busy handler,
+/// when two connections that both hold a read lock race to switch a fresh file (waiting could
+/// deadlock), so that case is retried here for as long as the busy timeout would have waited.
+fn set_wal(conn: &Connection) -> Result<()> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut pause = std::time::Duration::from_millis(1);
+    loop {
+        match conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get::<_, String>(0)) {
+            Ok(mode) if mode.eq_ignore_ascii_case("wal") => return Ok(()),
+            // In-memory databases answer "memory": WAL does not apply there.
+            Ok(mode) if mode.eq_ignore_ascii_case("memory") => return Ok(()),
+            Ok(mode) => bail!("cannot switch the store to WAL mode (SQLite kept journal_mode = {mode})"),
+            Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::DatabaseBusy && std::time::Instant::now() < deadline => {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(std::time::Duration::from_millis(50));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
 impl Store {
     pub fn open(path: &Path) -> Result<Store> {
         if let Some(p) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
@@ -134,7 +155,7 @@ impl Store {
         // at checkpoints and fast per batch. The busy timeout comes first: switching a fresh
         // file to WAL needs the lock another process may hold.
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
+        set_wal(&conn)?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         let mut s = Store { conn };
         s.migrate()?;
@@ -653,7 +674,7 @@ mod tests {
     fn two_processes_opening_a_fresh_store_at_once_both_succeed() {
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("fresh.db");
-        let hs: Vec<_> = (0..4).map(|_| { let p = p.clone(); std::thread::spawn(move || Store::open(&p).map(|s| s.schema_version().unwrap())) }).collect();
+        let hs: Vec<_> = (0..8).map(|_| { let p = p.clone(); std::thread::spawn(move || Store::open(&p).map(|s| s.schema_version().unwrap())) }).collect();
         for h in hs {
             assert_eq!(h.join().unwrap().unwrap(), MIGRATIONS.len() as i64);
         }
