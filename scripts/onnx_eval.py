@@ -3,7 +3,7 @@
 
   onnx_eval.py classifier MODEL.onnx CACHE_DIR [--split test]
       top-1 accuracy on a prepared split (tinycats data prepare, same size as the model).
-  onnx_eval.py generator GEN.onnx CLASSIFIER.onnx [--per-breed 20 --steps 20 --cfg 3 --seed 1 --guidance-to 1 --time-shift 1]
+  onnx_eval.py generator GEN.onnx CLASSIFIER.onnx [--per-breed 20 --steps 20 --cfg 3 --seed 1 --guidance-to 1 --time-shift 1 --eta 0]
       breed agreement: share of generated images the classifier puts in the requested breed.
 Prints one JSON line.
 """
@@ -39,6 +39,7 @@ def main():
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--guidance-to", type=float, default=1.0, help="guidance only while t <= this (as the CLI)")
     ap.add_argument("--time-shift", type=float, default=1.0, help="time-grid shift (as the CLI's --time-shift)")
+    ap.add_argument("--eta", type=float, default=0.0, help="stochastic sampling (as the CLI's --eta; its noise comes from this script's own generator)")
     a = ap.parse_args()
     if a.kind == "classifier":
         s = session(a.model)
@@ -76,13 +77,20 @@ def main():
                 if gm.get("target") == "x":
                     o = (o - xx) / np.maximum(1 - t, 0.05)[:, None, None, None]
                 v = o[n:] + a.cfg * (o[:n] - o[n:]) if guided else o
-                x = x + v * dt
+                if a.eta > 0 and k + 1 < a.steps:
+                    # x̂ = x + (1 − t)·v, ε̂ = x − t·v; land on t' with a share η of fresh noise.
+                    t1 = float(grid[k + 1])
+                    x_hat, eps = x + (1 - tk) * v, x - tk * v
+                    z = rng.standard_normal(x.shape).astype(np.float32)
+                    x = t1 * x_hat + (1 - t1) * (np.sqrt(1 - a.eta**2) * eps + a.eta * z)
+                else:
+                    x = x + v * dt
             img = ((np.clip(x, -1, 1) + 1) * 127.5).round().astype(np.uint8).transpose(0, 2, 3, 1)
             big = np.stack([np.asarray(Image.fromarray(im).resize((csize, csize), Image.BILINEAR)) for im in img])
             pred = classify(c, big).argmax(1)
             ok = int((pred == clf_labels.index(name)).sum()) if name in clf_labels else 0
             hits += ok
             per[name] = ok / n
-        print(json.dumps({"model": a.model, "agreement": hits / (len(breeds) * a.per_breed), "per_breed": per, "steps": a.steps, "cfg": a.cfg, "guidance_to": a.guidance_to, "time_shift": a.time_shift, "seconds": time.time() - t0, "bytes": os.path.getsize(a.model)}))
+        print(json.dumps({"model": a.model, "agreement": hits / (len(breeds) * a.per_breed), "per_breed": per, "steps": a.steps, "cfg": a.cfg, "guidance_to": a.guidance_to, "time_shift": a.time_shift, "eta": a.eta, "seconds": time.time() - t0, "bytes": os.path.getsize(a.model)}))
 
 main()

@@ -29,6 +29,7 @@ test('same seed and steps → identical pixels; another seed → different', asy
   // Guidance on every step and uniform steps: what web/scripts/parity_check.py recomputes.
   await page.getByTestId('guidance-to').fill('1');
   await page.getByTestId('time-shift').fill('1');
+  await page.getByTestId('eta').fill('0');
 
   const a = await generate(page, 12345, 4);
   await expect(page.getByTestId('gen-done')).toContainText('Siamese');
@@ -53,6 +54,15 @@ test('same seed and steps → identical pixels; another seed → different', asy
   const shifted = await generate(page, 12345, 4);
   expect(shifted.hash).not.toBe(a.hash);
   await page.getByTestId('time-shift').fill('1');
+  // η > 0 draws seeded per-step noise: another image than a's, and the same one again from the
+  // same seed (seed 999 in between so each wait sees a new result).
+  await page.getByTestId('eta').fill('0.6');
+  const sto = await generate(page, 12345, 4);
+  await generate(page, 999, 4);
+  const sto2 = await generate(page, 12345, 4);
+  expect(sto.hash).not.toBe(a.hash);
+  expect(sto2.png.equals(sto.png)).toBe(true);
+  await page.getByTestId('eta').fill('0');
 
   // "new seed" changes the seed field.
   const before = await page.getByTestId('seed').inputValue();

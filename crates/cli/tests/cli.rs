@@ -295,11 +295,11 @@ fn generator_train_generate_export_end_to_end() {
     // Guidance flags are accepted (their effect is tested on a trained model in the train crate);
     // a bad interval or step count is refused by name and writes nothing.
     let c = t.path().join("c.png");
-    let o = tc(&["generate", "--model", &ema, "--breed", "bengal", "--n", "3", "--steps", "3", "--guidance", "apg", "--guidance-from", "0.1", "--guidance-to", "1", "--time-shift", "2", "--out", &s(&c)]);
+    let o = tc(&["generate", "--model", &ema, "--breed", "bengal", "--n", "3", "--steps", "3", "--guidance", "apg", "--guidance-from", "0.1", "--guidance-to", "1", "--time-shift", "2", "--eta", "0.3", "--out", &s(&c)]);
     assert!(o.status.success() && c.is_file(), "{}", String::from_utf8_lossy(&o.stderr));
     let never = t.path().join("never.png");
     let never_s = s(&never);
-    for (flags, needle) in [(["--guidance-from", "0.8", "--guidance-to", "0.2"], "--guidance-from"), (["--guidance-to", "1.5", "--steps", "2"], "--guidance-to"), (["--steps", "0", "--cfg", "3"], "--steps"), (["--time-shift", "0", "--cfg", "3"], "--time-shift")] {
+    for (flags, needle) in [(["--guidance-from", "0.8", "--guidance-to", "0.2"], "--guidance-from"), (["--guidance-to", "1.5", "--steps", "2"], "--guidance-to"), (["--steps", "0", "--cfg", "3"], "--steps"), (["--time-shift", "0", "--cfg", "3"], "--time-shift"), (["--eta", "1.5", "--cfg", "3"], "--eta"), (["--eta", "0.5", "--solver", "heun"], "--eta")] {
         let mut full = vec!["generate", "--model", &ema, "--breed", "bengal", "--out", &never_s];
         full.extend(flags);
         let o = tc(&full);

@@ -54,6 +54,8 @@ pub struct GenEval {
     pub guidance_interval: (f32, f32),
     /// The sampling grid's time shift (1 = uniform steps).
     pub time_shift: f32,
+    /// Sampling stochasticity (0 = deterministic).
+    pub eta: f32,
     pub seconds_generate: f64,
     pub seconds_features: f64,
 }
@@ -226,6 +228,7 @@ pub fn evaluate(
         guidance: opts.guidance,
         guidance_interval: opts.interval,
         time_shift: opts.shift,
+        eta: opts.eta,
         seconds_generate,
         seconds_features,
     })

@@ -396,12 +396,18 @@ pub struct SampleOptions {
     /// u / (s − (s − 1)·u) with u = k / steps. s > 1 puts more of the steps near the noise end,
     /// where layout and breed are decided; 1 is the uniform grid.
     pub shift: f32,
+    /// Stochasticity η in [0, 1] (Euler only): each step lands on t' as x' = t'·x̂ +
+    /// (1 − t')·(√(1 − η²)·ε̂ + η·z), with ε̂ the noise the prediction implies and z fresh
+    /// noise seeded from the image's seed and the step. 0 is the deterministic ODE step; above
+    /// it, part of the accumulated error is replaced by fresh noise at every step (the flow
+    /// analogue of DDIM's η).
+    pub eta: f32,
 }
 
 impl SampleOptions {
     /// Plain classifier-free guidance over the whole path.
     pub fn new(steps: usize, cfg: f64, solver: Solver) -> Self {
-        Self { steps, cfg, solver, guidance: Guidance::Cfg, interval: (0.0, 1.0), shift: 1.0 }
+        Self { steps, cfg, solver, guidance: Guidance::Cfg, interval: (0.0, 1.0), shift: 1.0, eta: 0.0 }
     }
 }
 
@@ -421,6 +427,14 @@ pub fn time_grid(steps: usize, shift: f32) -> Vec<f32> {
 /// Initial noise for one image from its seed (the same seed gives the same image).
 pub fn seed_noise(seed: u64, per_image: usize) -> Vec<f32> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    (0..per_image).map(|_| StandardNormal.sample(&mut rng)).collect()
+}
+
+/// Fresh noise for step `step` of the image with `seed`: a different stream for every step,
+/// reproducible from the seed alone.
+fn step_noise(seed: u64, step: usize, per_image: usize) -> Vec<f32> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    rng.set_stream(step as u64 + 1);
     (0..per_image).map(|_| StandardNormal.sample(&mut rng)).collect()
 }
 
@@ -513,7 +527,14 @@ pub fn sample_guided_by<B: Backend>(
         };
         let (v, x_hat) = guided(model, guide, &x, t, &y, meta.null_class(), opts, &meta.target);
         let next = x.clone() + v.clone() * dt as f64;
-        x = if opts.solver == Solver::Heun && k + 1 < steps {
+        x = if opts.eta > 0.0 && k + 1 < steps {
+            // x = (1 − t)·ε + t·x̂ and v = x̂ − ε, so ε̂ = x − t·v.
+            let eps = x.clone() - v.clone() * t as f64;
+            let z: Vec<f32> = seeds.iter().flat_map(|&s| step_noise(s, k, per)).collect();
+            let z = Tensor::<B, 4>::from_data(TensorData::new(z, [n, d.channels, d.image_size, d.image_size]), &dev);
+            let eta = opts.eta as f64;
+            x_hat.clone() * t_next as f64 + (eps * (1.0 - eta * eta).sqrt() + z * eta) * (1.0 - t_next as f64)
+        } else if opts.solver == Solver::Heun && k + 1 < steps {
             let (v2, _) = guided(model, guide, &next, t_next, &y, meta.null_class(), opts, &meta.target);
             x + (v + v2) * (dt as f64 / 2.0)
         } else {

@@ -214,6 +214,15 @@ fn check_guidance_options(m: &Dit<Cpu>, meta: &generator::GeneratorMeta) {
     let shifted = run(&SampleOptions { shift: 3.0, ..SampleOptions::new(10, 3.0, Solver::Euler) });
     assert_ne!(full, shifted, "the time shift had no effect");
     assert!(shifted.iter().all(|v| v.is_finite()));
+    // η = 0 is the deterministic step; η > 0 draws seeded noise: the same seeds give the same
+    // samples, and the samples move with η.
+    assert_eq!(full, run(&SampleOptions { eta: 0.0, ..SampleOptions::new(10, 3.0, Solver::Euler) }));
+    let sto = |eta: f32| run(&SampleOptions { eta, ..SampleOptions::new(10, 3.0, Solver::Euler) });
+    let (s1, s2, s3) = (sto(0.5), sto(0.5), sto(0.9));
+    assert_eq!(s1, s2, "stochastic sampling is not reproducible from the seed");
+    assert_ne!(s1, full, "η = 0.5 had no effect");
+    assert_ne!(s1, s3);
+    assert!(s1.iter().chain(&s3).all(|v| v.is_finite()));
     // APG, one Euler step from t = 0: x1 = x0 + v_c + (s − 1)·Δ⊥ with Δ = v_c − v_null and
     // Δ⊥ orthogonal (per image) to x̂_c = x0 + v_c, which is the cfg = 1 result.
     let one = |cfg: f64, g: Guidance| run(&SampleOptions { guidance: g, ..SampleOptions::new(1, cfg, Solver::Euler) });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { boxMuller, gaussianNoise, mulberry32 } from './prng';
+import { boxMuller, gaussianNoise, mulberry32, stepNoise } from './prng';
 
 describe('mulberry32', () => {
   it('is deterministic for a seed and differs across seeds', () => {
@@ -48,5 +48,13 @@ describe('gaussianNoise', () => {
     expect(Math.abs(m)).toBeLessThan(0.05);
     expect(Math.abs(v - 1)).toBeLessThan(0.05);
     expect(gaussianNoise(124, 8)).not.toEqual(gaussianNoise(123, 8));
+  });
+});
+
+describe('stepNoise', () => {
+  it('is reproducible per (seed, step), and differs across steps, seeds and the starting noise', () => {
+    const a = stepNoise(7, 3, 64);
+    expect(Array.from(stepNoise(7, 3, 64))).toEqual(Array.from(a));
+    for (const other of [stepNoise(7, 4, 64), stepNoise(8, 3, 64), gaussianNoise(7, 64)]) expect(Array.from(other)).not.toEqual(Array.from(a));
   });
 });

@@ -35,6 +35,13 @@ export function gaussianNoise(seed: number, n: number): Float32Array {
   return out;
 }
 
+/** Fresh noise for sampling step `step` of the image with `seed` (stochastic sampling): its
+ * own stream per step, reproducible from the seed alone. The step is mixed into the seed with
+ * a large odd multiplier so neighbouring (seed, step) pairs do not share streams. */
+export function stepNoise(seed: number, step: number, n: number): Float32Array {
+  return gaussianNoise((seed ^ Math.imul(step + 1, 0x9e3779b1)) >>> 0, n);
+}
+
 /** A fresh random seed for the "new seed" button (uint32 so it round-trips through the URL
  * and the number input unchanged). */
 export function randomSeed(): number {

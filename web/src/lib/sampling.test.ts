@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { batchInputs, cfgMix, eulerStep, guidedAt, previewEstimate, timeGrid, velocityFromXHat } from './sampling';
+import { batchInputs, cfgMix, eulerStep, guidedAt, previewEstimate, stochasticStep, timeGrid, velocityFromXHat } from './sampling';
 
 const f = (...v: number[]) => new Float32Array(v);
 
@@ -35,6 +35,19 @@ describe('sampling maths', () => {
     const steps = 4;
     for (let k = 0; k < steps; k++) eulerStep(x, v, 1 / steps);
     expect(Array.from(x)).toEqual(Array.from(est));
+  });
+  it('stochasticStep: η = 0 is the Euler step, η = 1 keeps only x̂ and the fresh noise', () => {
+    const x0 = f(0.3, -1.2, 0.8), v = f(1.5, 0.4, -2), z = f(0.9, -0.1, 0.5);
+    const euler = x0.slice();
+    eulerStep(euler, v, 0.25);
+    const s0 = x0.slice();
+    stochasticStep(s0, v, 0.25, 0.5, 0, z);
+    for (let i = 0; i < 3; i++) expect(s0[i]).toBeCloseTo(euler[i], 6);
+    const s1 = x0.slice();
+    stochasticStep(s1, v, 0.25, 0.5, 1, z);
+    const xHat = previewEstimate(x0, v, 0.25);
+    for (let i = 0; i < 3; i++) expect(s1[i]).toBeCloseTo(0.5 * xHat[i] + 0.5 * z[i], 6);
+    expect(() => stochasticStep(x0.slice(), v, 0, 0.5, 0.5, f(1))).toThrow(/noise length/);
   });
   it('batchInputs duplicates x and pairs breed with the null class', () => {
     const b = batchInputs(f(1, 2), 0.25, 3, 12);

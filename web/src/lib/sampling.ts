@@ -47,6 +47,20 @@ export function eulerStep(x: Float32Array, v: Float32Array, dt: number): void {
   for (let i = 0; i < x.length; i++) x[i] += v[i] * dt;
 }
 
+/** One stochastic step in place, from t to tNext (the Rust sampler's `--eta`): with
+ * x = (1 − t)·ε + t·x̂ and v = x̂ − ε, the prediction implies x̂ = x + (1 − t)·v and
+ * ε̂ = x − t·v; the step lands on x' = tNext·x̂ + (1 − tNext)·(√(1 − η²)·ε̂ + η·z). η = 0 is
+ * exactly an Euler step of the straight path; z is fresh standard-normal noise. */
+export function stochasticStep(x: Float32Array, v: Float32Array, t: number, tNext: number, eta: number, z: Float32Array): void {
+  if (z.length !== x.length) throw new Error(`stochasticStep: noise length ${z.length} vs ${x.length}`);
+  const keep = Math.sqrt(Math.max(0, 1 - eta * eta));
+  for (let i = 0; i < x.length; i++) {
+    const xHat = x[i] + (1 - t) * v[i];
+    const eps = x[i] - t * v[i];
+    x[i] = tNext * xHat + (1 - tNext) * (keep * eps + eta * z[i]);
+  }
+}
+
 /** Builds the batch-2 inputs for one step: [x, x], [t, t], [breed, null]. One session.run
  * per step halves the per-call overhead compared with two batch-1 runs. With guided = false
  * it is the batch-1 conditional input alone. */

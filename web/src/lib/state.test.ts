@@ -26,7 +26,7 @@ describe('model loading state', () => {
 });
 
 describe('generate form', () => {
-  const base: GenerateForm = { breed: 0, steps: 30, cfg: 3, seed: 1, guidanceTo: 1, timeShift: 1 };
+  const base: GenerateForm = { breed: 0, steps: 30, cfg: 3, seed: 1, guidanceTo: 1, timeShift: 1, eta: 0 };
   it('clamps steps to 1..100 and cfg to 0..20, ignores blanks', () => {
     expect(generateReducer(base, { type: 'steps', value: '500' }).steps).toBe(100);
     expect(generateReducer(base, { type: 'steps', value: '0' }).steps).toBe(1);
@@ -44,6 +44,11 @@ describe('generate form', () => {
     expect(generateReducer(base, { type: 'timeShift', value: '50' }).timeShift).toBe(10);
     expect(generateReducer(base, { type: 'timeShift', value: '0' }).timeShift).toBe(0.1);
     expect(generateReducer(base, { type: 'timeShift', value: 'x' }).timeShift).toBe(1);
+    expect(generateReducer(base, { type: 'eta', value: '0.6' }).eta).toBe(0.6);
+    expect(generateReducer(base, { type: 'eta', value: '3' }).eta).toBe(1);
+    expect(generateReducer(base, { type: 'eta', value: '-1' }).eta).toBe(0);
+    expect(generateReducer(base, { type: 'eta', value: 'x' }).eta).toBe(0);
+    expect(generateReducer(base, { type: 'eta', value: ' ' })).toBe(base);
   });
   it('seeds are uint32; junk is ignored; new seed replaces', () => {
     expect(parseSeed(' 42 ')).toBe(42);

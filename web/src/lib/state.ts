@@ -84,6 +84,8 @@ export interface GenerateForm {
   guidanceTo: number;
   /** Time-grid shift (MIN_TIME_SHIFT..MAX_TIME_SHIFT; the CLI's --time-shift). */
   timeShift: number;
+  /** Stochastic sampling η (0..1; the CLI's --eta; 0 = deterministic). */
+  eta: number;
 }
 
 export type GenerateAction =
@@ -92,6 +94,7 @@ export type GenerateAction =
   | { type: 'cfg'; value: string }
   | { type: 'guidanceTo'; value: string }
   | { type: 'timeShift'; value: string }
+  | { type: 'eta'; value: string }
   | { type: 'seed'; value: string }
   | { type: 'newSeed'; seed: number };
 
@@ -108,6 +111,12 @@ export function clampCfg(n: number): number {
 export function clampShift(n: number): number {
   if (!Number.isFinite(n)) return 1;
   return Math.min(MAX_TIME_SHIFT, Math.max(MIN_TIME_SHIFT, n));
+}
+
+/** η outside 0..1 has no meaning (it is a share of fresh noise); garbage means deterministic. */
+export function clampEta(n: number): number {
+  if (!Number.isFinite(n)) return 0;
+  return Math.min(1, Math.max(0, n));
 }
 
 export function clampUnit(n: number): number {
@@ -134,6 +143,8 @@ export function generateReducer(s: GenerateForm, a: GenerateAction): GenerateFor
       return a.value.trim() === '' ? s : { ...s, guidanceTo: clampUnit(Number(a.value)) };
     case 'timeShift':
       return a.value.trim() === '' ? s : { ...s, timeShift: clampShift(Number(a.value)) };
+    case 'eta':
+      return a.value.trim() === '' ? s : { ...s, eta: clampEta(Number(a.value)) };
     case 'seed': {
       const seed = parseSeed(a.value);
       return seed === null ? s : { ...s, seed };

@@ -11,7 +11,7 @@ export function GeneratePage() {
   const labels = model.info?.kind === 'generator' ? model.info.labels : [];
   // Defaults match the CLI's `tinycats generate` (20 Euler steps, CFG 8 guiding until t = 0.6,
   // time shift 4).
-  const [form, dispatch] = useReducer(generateReducer, { breed: 0, steps: 20, cfg: 8, seed: 0, guidanceTo: 0.6, timeShift: 4 }, (s) => ({ ...s, seed: randomSeed() }));
+  const [form, dispatch] = useReducer(generateReducer, { breed: 0, steps: 20, cfg: 8, seed: 0, guidanceTo: 0.6, timeShift: 4, eta: 0 }, (s) => ({ ...s, seed: randomSeed() }));
   const canvasRef = useRef<HTMLCanvasElement>(null);
   const [running, setRunning] = useState(false);
   const [progress, setProgress] = useState<{ step: number; steps: number; stepMs: number } | null>(null);
@@ -91,6 +91,10 @@ export function GeneratePage() {
         <label title="Above 1, more of the steps go to the noisy start, where the layout and breed are decided; 1 = uniform steps">
           time shift
           <input data-testid="time-shift" type="number" min={MIN_TIME_SHIFT} max={MAX_TIME_SHIFT} step="any" value={form.timeShift} onChange={(e) => dispatch({ type: 'timeShift', value: e.target.value })} />
+        </label>
+        <label title="Share of fresh noise mixed in at every step (0 = deterministic); the same seed still gives the same image">
+          η
+          <input data-testid="eta" type="number" min={0} max={1} step="any" value={form.eta} onChange={(e) => dispatch({ type: 'eta', value: e.target.value })} />
         </label>
         <label>
           seed

@@ -10,7 +10,7 @@ describe('requests', () => {
     { type: 'classify', id: 2, rgba: new Uint8ClampedArray(2 * 2 * 4), width: 2, height: 2 },
     { type: 'generate', id: 3, breed: 1, steps: 4, cfg: 3, seed: 4294967295 },
     { type: 'generate', id: 5, breed: 1, steps: 4, cfg: 8, seed: 7, guidanceTo: 0.6 },
-    { type: 'generate', id: 6, breed: 1, steps: 4, cfg: 8, seed: 7, guidanceTo: 0.6, timeShift: 4 },
+    { type: 'generate', id: 6, breed: 1, steps: 4, cfg: 8, seed: 7, guidanceTo: 0.6, timeShift: 4, eta: 0.6 },
     { type: 'bench', id: 4, model: 'generator', ep: 'webgpu', runs: 10 },
   ];
   it.each(good.map((m) => [m.type, m]))('%s survives the structured clone and parses', (_, m) => {
@@ -29,6 +29,7 @@ describe('requests', () => {
     ['fractional seed', { type: 'generate', id: 1, breed: 0, steps: 4, cfg: 1, seed: 1.5 }, /"seed"/],
     ['NaN cfg', { type: 'generate', id: 1, breed: 0, steps: 4, cfg: NaN, seed: 1 }, /"cfg"/],
     ['guidanceTo 1.5', { type: 'generate', id: 1, breed: 0, steps: 4, cfg: 1, seed: 1, guidanceTo: 1.5 }, /"guidanceTo" must be in 0..1/],
+    ['eta 2', { type: 'generate', id: 1, breed: 0, steps: 4, cfg: 1, seed: 1, eta: 2 }, /"eta" must be in 0..1/],
     ['timeShift 0', { type: 'generate', id: 1, breed: 0, steps: 4, cfg: 1, seed: 1, timeShift: 0 }, /"timeShift" must be in 0.1..10/],
     ['rgba size', { type: 'classify', id: 1, rgba: new Uint8ClampedArray(3), width: 1, height: 1 }, /width·height·4/],
     ['rgba type', { type: 'classify', id: 1, rgba: [0, 0, 0, 0], width: 1, height: 1 }, /Uint8ClampedArray/],

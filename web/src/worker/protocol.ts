@@ -16,8 +16,9 @@ export type Request =
   | { type: 'classify'; id: number; rgba: Uint8ClampedArray; width: number; height: number }
   /** guidanceTo: guidance only for t ≤ this (t = 1 is the image); later steps run the
    * conditional pass alone (absent = 1: guidance on every step). timeShift: the time grid's
-   * shift, as the CLI's --time-shift (absent = 1: uniform steps). */
-  | { type: 'generate'; id: number; breed: number; steps: number; cfg: number; seed: number; guidanceTo?: number; timeShift?: number }
+   * shift, as the CLI's --time-shift (absent = 1: uniform steps). eta: stochastic sampling,
+   * as the CLI's --eta (absent = 0: the deterministic Euler step). */
+  | { type: 'generate'; id: number; breed: number; steps: number; cfg: number; seed: number; guidanceTo?: number; timeShift?: number; eta?: number }
   | { type: 'bench'; id: number; model: ModelKind; ep: Ep; runs: number };
 
 export interface BenchResult {
@@ -119,6 +120,7 @@ export function parseRequest(data: unknown): Request {
         seed: num(o, 'seed', (n) => isInt(n) && n >= 0 && n <= 0xffffffff, 'must be a uint32'),
         guidanceTo: o.guidanceTo === undefined ? undefined : num(o, 'guidanceTo', (n) => n >= 0 && n <= 1, 'must be in 0..1'),
         timeShift: o.timeShift === undefined ? undefined : num(o, 'timeShift', (n) => n >= MIN_TIME_SHIFT && n <= MAX_TIME_SHIFT, `must be in ${MIN_TIME_SHIFT}..${MAX_TIME_SHIFT}`),
+        eta: o.eta === undefined ? undefined : num(o, 'eta', (n) => n >= 0 && n <= 1, 'must be in 0..1'),
       };
     case 'bench':
       return {

@@ -7,8 +7,8 @@ import * as ort from 'onnxruntime-web';
 import { loadModelBytes } from '../lib/fetchModel';
 import { classifierInfo, generatorInfo, readOnnxMetadata, type ClassifierInfo, type GeneratorInfo } from '../lib/metadata';
 import { rgbaToChw, chwToRgba } from '../lib/image';
-import { gaussianNoise } from '../lib/prng';
-import { batchInputs, cfgMix, eulerStep, guidedAt, previewEstimate, timeGrid, velocityFromXHat } from '../lib/sampling';
+import { gaussianNoise, stepNoise } from '../lib/prng';
+import { batchInputs, cfgMix, eulerStep, guidedAt, previewEstimate, stochasticStep, timeGrid, velocityFromXHat } from '../lib/sampling';
 import { mean, percentile } from '../lib/stats';
 import { errorMessage, parseRequest, transferables, type Ep, type EpRequest, type ModelKind, type Request, type Response } from './protocol';
 
@@ -192,7 +192,10 @@ async function handleGenerate(req: Extract<Request, { type: 'generate' }>): Prom
     const ts0 = performance.now();
     const v = await guidedVelocity(session, info, x, ts[k], req.breed, req.cfg, guidedAt(ts[k], req.guidanceTo ?? 1));
     const preview = chwToRgba(previewEstimate(x, v, ts[k]), s, s);
-    eulerStep(x, v, ts[k + 1] - ts[k]);
+    // The last step lands on x̂ either way (t' = 1), so it draws no noise.
+    const eta = req.eta ?? 0;
+    if (eta > 0 && k + 1 < req.steps) stochasticStep(x, v, ts[k], ts[k + 1], eta, stepNoise(req.seed, k, x.length));
+    else eulerStep(x, v, ts[k + 1] - ts[k]);
     stepMs.push(performance.now() - ts0);
     post({ type: 'step', id: req.id, step: k + 1, steps: req.steps, stepMs: stepMs[k], preview, size: s });
   }
