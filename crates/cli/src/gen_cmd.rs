@@ -126,7 +126,9 @@ pub struct GuidanceArgs {
     time_shift: f32,
     /// Stochastic sampling, η in 0..=1 (Euler only): each step keeps √(1 − η²) of the noise the
     /// model's prediction implies and adds η fresh seeded noise. 0 = the deterministic ODE.
-    #[arg(long, default_value_t = 0.0)]
+    /// Default 0.6: on the shipped model, FID-like 165.8 vs 168.7 and breed agreement 33.7% vs
+    /// 32.7% against η = 0 at the same passes (n = 1,008, docs/RESULTS.md).
+    #[arg(long, default_value_t = 0.6)]
     eta: f32,
 }
 
@@ -363,7 +365,7 @@ pub fn ship(run: &std::path::Path, out: &std::path::Path, run_meta: &serde_json:
          - Classes: {} (null class for guidance: {}).\n\
          - Training: {} steps, batch {}, {:.1} images/s on the training machine, {:.0} s; last logged loss {last_loss:.4}.\n\
          - Weights: EMA (`generator.safetensors`), fp32. Run `{run_id}`, git {commit}, version `{version}`.\n\
-         - Sampling: Euler or Heun from t = 0 to 1, classifier-free guidance applied once per step (by default CFG 8 on the steps with t ≤ 0.6 only, on a time grid shifted towards the noise end, `--time-shift 4`).\n\n\
+         - Sampling: Euler or Heun from t = 0 to 1, classifier-free guidance applied once per step (by default CFG 8 on the steps with t ≤ 0.6 only, on a time grid shifted towards the noise end, `--time-shift 4`, with stochastic steps, `--eta 0.6`).\n\n\
          Config:\n\n```toml\n{cfg_text}```\n\nReproduce: `scripts/train_generator.sh` (see docs/RESULTS.md).\n",
         meta.target,
         d.patch,
