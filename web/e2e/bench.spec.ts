@@ -38,6 +38,7 @@ test('benchmark page (WASM) + 10-step generation timing', async ({ page }) => {
   const totals: number[] = [];
   if (TIME_SHIFT) await page.getByTestId('time-shift').fill(TIME_SHIFT);
   const timeShift = Number(await page.getByTestId('time-shift').inputValue());
+  const eta = Number(await page.getByTestId('eta').inputValue());
   for (let i = 0; i < 3; i++) {
     await page.getByTestId('steps').fill('10');
     await page.getByTestId('seed').fill(String(100 + i));
@@ -61,6 +62,7 @@ test('benchmark page (WASM) + 10-step generation timing', async ({ page }) => {
     generator_ms_per_step: step,
     generator_s_per_image_10_steps_median_of_3: totals[1] / 1000,
     generator_time_shift: timeShift,
+    generator_eta: eta,
     download_bytes: {
       classifier: size('models/classifier/classifier.int8.onnx'),
       generator: size('models/generator/generator.int8.onnx'),

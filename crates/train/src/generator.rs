@@ -424,18 +424,23 @@ pub fn time_grid(steps: usize, shift: f32) -> Vec<f32> {
         .collect()
 }
 
-/// Initial noise for one image from its seed (the same seed gives the same image).
-pub fn seed_noise(seed: u64, per_image: usize) -> Vec<f32> {
+/// Standard-normal noise from stream `stream` of the ChaCha8 generator seeded with `seed`.
+fn noise_stream(seed: u64, stream: u64, per_image: usize) -> Vec<f32> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    rng.set_stream(stream);
     (0..per_image).map(|_| StandardNormal.sample(&mut rng)).collect()
 }
 
-/// Fresh noise for step `step` of the image with `seed`: a different stream for every step,
-/// reproducible from the seed alone.
+/// Initial noise for one image from its seed (the same seed gives the same image): stream 0,
+/// the generator's default.
+pub fn seed_noise(seed: u64, per_image: usize) -> Vec<f32> {
+    noise_stream(seed, 0, per_image)
+}
+
+/// Fresh noise for step `step` of the image with `seed` (stochastic sampling): stream step + 1,
+/// so every step draws its own noise, reproducible from the seed alone.
 fn step_noise(seed: u64, step: usize, per_image: usize) -> Vec<f32> {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    rng.set_stream(step as u64 + 1);
-    (0..per_image).map(|_| StandardNormal.sample(&mut rng)).collect()
+    noise_stream(seed, step as u64 + 1, per_image)
 }
 
 /// Velocity of one forward of `model` at time t, one row of `x` per label.
@@ -526,7 +531,6 @@ pub fn sample_guided_by<B: Backend>(
             (grid[k], grid[k + 1] - grid[k], grid[k + 1])
         };
         let (v, x_hat) = guided(model, guide, &x, t, &y, meta.null_class(), opts, &meta.target);
-        let next = x.clone() + v.clone() * dt as f64;
         x = if opts.eta > 0.0 && k + 1 < steps {
             // x = (1 − t)·ε + t·x̂ and v = x̂ − ε, so ε̂ = x − t·v.
             let eps = x.clone() - v.clone() * t as f64;
@@ -535,10 +539,11 @@ pub fn sample_guided_by<B: Backend>(
             let eta = opts.eta as f64;
             x_hat.clone() * t_next as f64 + (eps * (1.0 - eta * eta).sqrt() + z * eta) * (1.0 - t_next as f64)
         } else if opts.solver == Solver::Heun && k + 1 < steps {
+            let next = x.clone() + v.clone() * dt as f64;
             let (v2, _) = guided(model, guide, &next, t_next, &y, meta.null_class(), opts, &meta.target);
             x + (v + v2) * (dt as f64 / 2.0)
         } else {
-            next
+            x + v * dt as f64
         };
         preview(k, &if k + 1 == steps { x.clone() } else { x_hat });
     }

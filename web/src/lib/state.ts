@@ -113,14 +113,10 @@ export function clampShift(n: number): number {
   return Math.min(MAX_TIME_SHIFT, Math.max(MIN_TIME_SHIFT, n));
 }
 
-/** η outside 0..1 has no meaning (it is a share of fresh noise); garbage means deterministic. */
-export function clampEta(n: number): number {
-  if (!Number.isFinite(n)) return 0;
-  return Math.min(1, Math.max(0, n));
-}
-
-export function clampUnit(n: number): number {
-  if (!Number.isFinite(n)) return 1;
+/** Into 0..1; garbage becomes `fallback` (1 for "guide until t": every step; 0 for η:
+ * deterministic). */
+export function clampUnit(n: number, fallback = 1): number {
+  if (!Number.isFinite(n)) return fallback;
   return Math.min(1, Math.max(0, n));
 }
 
@@ -144,7 +140,7 @@ export function generateReducer(s: GenerateForm, a: GenerateAction): GenerateFor
     case 'timeShift':
       return a.value.trim() === '' ? s : { ...s, timeShift: clampShift(Number(a.value)) };
     case 'eta':
-      return a.value.trim() === '' ? s : { ...s, eta: clampEta(Number(a.value)) };
+      return a.value.trim() === '' ? s : { ...s, eta: clampUnit(Number(a.value), 0) };
     case 'seed': {
       const seed = parseSeed(a.value);
       return seed === null ? s : { ...s, seed };
