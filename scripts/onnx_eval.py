@@ -82,7 +82,8 @@ def main():
                     t1 = float(grid[k + 1])
                     x_hat, eps = x + (1 - tk) * v, x - tk * v
                     z = rng.standard_normal(x.shape).astype(np.float32)
-                    x = t1 * x_hat + (1 - t1) * (np.sqrt(1 - a.eta**2) * eps + a.eta * z)
+                    # float(): NumPy 2 would promote a np.float64 scalar, and the float32 input with it.
+                    x = (t1 * x_hat + (1 - t1) * (float(np.sqrt(1 - a.eta**2)) * eps + a.eta * z)).astype(np.float32)
                 else:
                     x = x + v * dt
             img = ((np.clip(x, -1, 1) + 1) * 127.5).round().astype(np.uint8).transpose(0, 2, 3, 1)

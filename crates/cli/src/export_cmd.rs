@@ -1,4 +1,5 @@
-//! `tinycats export`: a classifier folder or a generator file → ONNX (fp32, fp16 or int8 weights).
+//! `tinycats export`: a classifier folder or a generator file → ONNX (fp32, fp16 or int8 weights,
+//! or int8-dynamic: int8 weights and integer Linear MatMuls).
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
@@ -14,7 +15,8 @@ pub struct ExportArgs {
     /// Output .onnx file (written atomically; nothing is left behind on error).
     #[arg(long)]
     out: PathBuf,
-    /// Weight storage: none (fp32), fp16, int8 (per-channel, DequantizeLinear).
+    /// Weight storage: none (fp32), fp16, int8 (per-channel, DequantizeLinear), int8-dynamic
+    /// (int8 weights, Linear MatMuls in integers with activations quantized at run time).
     #[arg(long, default_value = "none")]
     quantize: String,
 }

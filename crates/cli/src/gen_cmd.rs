@@ -288,6 +288,10 @@ pub struct EvalGenArgs {
 pub fn eval_gen(a: EvalGenArgs) -> Result<ExitCode> {
     let path = a.model.clone().unwrap_or_else(|| PathBuf::from(SHIPPED_GENERATOR));
     let q = tinycats_export::Quantize::parse(&a.quantize)?;
+    if q == tinycats_export::Quantize::Int8Dynamic {
+        // The burn model can round its weights but not its activations as the ONNX graph does.
+        bail!("--quantize int8-dynamic quantizes activations at run time, which eval-gen cannot simulate; evaluate the exported file with scripts/onnx_eval.py instead");
+    }
     let (model, meta) = generator::load_generator(&path)?;
     let model = tinycats_export::fake_quantize_linears(model, q);
     // Checked before the classifier and data load, so a wrong path fails at once.

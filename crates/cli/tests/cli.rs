@@ -311,6 +311,10 @@ fn generator_train_generate_export_end_to_end() {
     let o = tc(&["eval-gen", "--model", &ema, "--guide-model", &nope, "--out", &never_s]);
     assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("nope.safetensors"), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(!never.exists());
+    // eval-gen cannot simulate run-time activation rounding, so it refuses int8-dynamic by name.
+    let o = tc(&["eval-gen", "--model", &ema, "--quantize", "int8-dynamic", "--out", &never_s]);
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("int8-dynamic"), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(!never.exists());
 
     // Export, and export refusals that leave nothing behind.
     let onnx = t.path().join("g.onnx");
@@ -320,6 +324,13 @@ fn generator_train_generate_export_end_to_end() {
     assert_eq!(tinycats_export::metadata(&m, "null_class").as_deref(), Some("12"));
     assert_eq!(tinycats_export::metadata(&m, "quantization").as_deref(), Some("int8"));
     assert!(tinycats_export::metadata(&m, "labels").unwrap().contains("Sphynx"));
+    // int8-dynamic: Linear layers as MatMulInteger, recorded in the metadata.
+    let dynamic = t.path().join("gd.onnx");
+    let o = tc(&["export", "--model", &ema, "--out", &s(&dynamic), "--quantize", "int8-dynamic"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let m = tinycats_export::decode(&std::fs::read(&dynamic).unwrap()).unwrap();
+    assert_eq!(tinycats_export::metadata(&m, "quantization").as_deref(), Some("int8-dynamic"));
+    assert!(m.graph.unwrap().node.iter().any(|n| n.op_type.as_deref() == Some("MatMulInteger")));
     for (args, needle) in [
         (vec!["--model", "/nonexistent/model", "--out"], "not a classifier folder"),
         (vec!["--model", &ema, "--quantize", "int4", "--out"], "int4"),

@@ -83,40 +83,8 @@ impl Builder {
     /// Adds a node with `outputs` fresh outputs; returns their names.
     pub fn node_n(&mut self, op: &str, inputs: &[&str], attrs: Vec<(&str, Attr)>, outputs: usize) -> Vec<String> {
         let outs: Vec<String> = (0..outputs).map(|_| self.fresh(&op.to_lowercase())).collect();
-        let attribute = attrs
-            .into_iter()
-            .map(|(name, a)| {
-                let mut p = AttributeProto { name: Some(name.into()), ..Default::default() };
-                match a {
-                    Attr::Int(i) => {
-                        p.r#type = Some(AttributeType::Int as i32);
-                        p.i = Some(i);
-                    }
-                    Attr::Ints(v) => {
-                        p.r#type = Some(AttributeType::Ints as i32);
-                        p.ints = v;
-                    }
-                    Attr::Float(f) => {
-                        p.r#type = Some(AttributeType::Float as i32);
-                        p.f = Some(f);
-                    }
-                    Attr::Str(s) => {
-                        p.r#type = Some(AttributeType::String as i32);
-                        p.s = Some(s.as_bytes().to_vec());
-                    }
-                }
-                p
-            })
-            .collect();
         let name = self.fresh(op);
-        self.nodes.push(NodeProto {
-            input: inputs.iter().map(|s| s.to_string()).collect(),
-            output: outs.clone(),
-            name: Some(name),
-            op_type: Some(op.into()),
-            attribute,
-            ..Default::default()
-        });
+        self.nodes.push(node_proto(op, &name, inputs, &outs, attrs));
         outs
     }
 
@@ -132,6 +100,43 @@ impl Builder {
     pub fn name_last_output(&mut self, name: &str) {
         let n = self.nodes.last_mut().expect("a node");
         n.output[0] = name.to_string();
+    }
+}
+
+/// One node with explicit output names (the builder's `node_n` picks fresh ones).
+pub fn node_proto(op: &str, name: &str, inputs: &[&str], outputs: &[String], attrs: Vec<(&str, Attr)>) -> NodeProto {
+    let attribute = attrs
+        .into_iter()
+        .map(|(name, a)| {
+            let mut p = AttributeProto { name: Some(name.into()), ..Default::default() };
+            match a {
+                Attr::Int(i) => {
+                    p.r#type = Some(AttributeType::Int as i32);
+                    p.i = Some(i);
+                }
+                Attr::Ints(v) => {
+                    p.r#type = Some(AttributeType::Ints as i32);
+                    p.ints = v;
+                }
+                Attr::Float(f) => {
+                    p.r#type = Some(AttributeType::Float as i32);
+                    p.f = Some(f);
+                }
+                Attr::Str(s) => {
+                    p.r#type = Some(AttributeType::String as i32);
+                    p.s = Some(s.as_bytes().to_vec());
+                }
+            }
+            p
+        })
+        .collect();
+    NodeProto {
+        input: inputs.iter().map(|s| s.to_string()).collect(),
+        output: outputs.to_vec(),
+        name: Some(name.into()),
+        op_type: Some(op.into()),
+        attribute,
+        ..Default::default()
     }
 }
 

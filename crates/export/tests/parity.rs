@@ -81,6 +81,15 @@ fn dit_case() -> (Dit<Cpu>, Tensor<Cpu, 4>, Vec<f32>, Vec<i64>) {
     (m, x, vec![0.0, 0.37, 0.93], vec![0, 2, 3])
 }
 
+/// The DiT case's inputs as `onnxruntime_check` takes them.
+fn dit_inputs(xv: &[f32], t: &[f32], y: &[i64]) -> Vec<(&'static str, &'static str, Vec<usize>, Vec<u8>)> {
+    vec![
+        ("x_t", "float32", vec![3, 3, 16, 16], f32_bytes(xv)),
+        ("t", "float32", vec![3], f32_bytes(t)),
+        ("breed", "int64", vec![3], y.iter().flat_map(|v| v.to_le_bytes()).collect()),
+    ]
+}
+
 #[test]
 fn dit_matches_tract_and_onnxruntime() {
     let (m, x, t, y) = dit_case();
@@ -101,11 +110,7 @@ fn dit_matches_tract_and_onnxruntime() {
     let xv: Vec<f32> = x.into_data().to_vec().unwrap();
     let r = onnxruntime_check(
         &bytes,
-        vec![
-            ("x_t", "float32", vec![3, 3, 16, 16], f32_bytes(&xv)),
-            ("t", "float32", vec![3], f32_bytes(&t)),
-            ("breed", "int64", vec![3], y.iter().flat_map(|v| v.to_le_bytes()).collect()),
-        ],
+        dit_inputs(&xv, &t, &y),
         &want,
         &[3, 3, 16, 16],
         1e-4,
@@ -127,11 +132,7 @@ fn dit_matches_tract_and_onnxruntime() {
         assert!(drift > 0.0 && drift < near, "{q:?}: quantized output drifts {drift} from fp32");
         onnxruntime_check(
             &qb,
-            vec![
-                ("x_t", "float32", vec![3, 3, 16, 16], f32_bytes(&xv)),
-                ("t", "float32", vec![3], f32_bytes(&t)),
-                ("breed", "int64", vec![3], y.iter().flat_map(|v| v.to_le_bytes()).collect()),
-            ],
+            dit_inputs(&xv, &t, &y),
             &want_q,
             &[3, 3, 16, 16],
             1e-4,
@@ -201,4 +202,82 @@ fn unsupported_models_are_refused() {
     let e = nets::classifier(&net.fold_bn(), &probe, 17, 224, &[]).err().unwrap().to_string();
     assert!(e.contains("linear-probe"), "{e}");
     assert!(Quantize::parse("int4").unwrap_err().to_string().contains("int4"));
+}
+
+/// int8-dynamic on one Linear layer computes exactly the ONNX definition: x quantized per tensor
+/// to uint8 (DynamicQuantizeLinear), W per column to int8, integer products, rescaled to float.
+#[test]
+fn int8_dynamic_linear_matches_its_definition() {
+    use tinycats_export::graph::{model, value_info, Builder};
+    use tinycats_export::onnx::tensor_proto::DataType;
+    let (rows, k, cols) = (6usize, 5usize, 3usize);
+    let w: Vec<f32> = (0..k * cols).map(|i| ((i * 37 % 23) as f32 - 11.0) * 0.07).collect();
+    let x: Vec<f32> = (0..rows * k).map(|i| ((i * 53 % 41) as f32 - 13.0) * 0.11).collect();
+    let mut b = Builder::default();
+    let wn = b.weight("l.weight", &[k, cols], &w, Some(1));
+    let y = b.op("MatMul", &["x", &wn]);
+    b.name_last_output("y");
+    let weight_axis = b.weight_axis.clone();
+    let _ = y;
+    let m = model(b, "one_linear", vec![value_info("x", DataType::Float, &[None, Some(k)])], vec![value_info("y", DataType::Float, &[None, Some(cols)])], &[]);
+    let q = quantize(nets::Exported { model: m, weight_axis }, Quantize::Int8Dynamic);
+    let ops: Vec<&str> = q.graph.as_ref().unwrap().node.iter().filter_map(|n| n.op_type.as_deref()).collect();
+    assert_eq!(ops, ["DynamicQuantizeLinear", "Mul", "MatMulInteger", "Cast", "Mul"], "graph: {ops:?}");
+    // Reference: the ONNX operator definitions, in f64 where it does not matter.
+    let mut ws = vec![0f32; cols];
+    for (i, v) in w.iter().enumerate() {
+        ws[i % cols] = ws[i % cols].max(v.abs() / 127.0);
+    }
+    let wq: Vec<i32> = w.iter().enumerate().map(|(i, v)| (v / ws[i % cols]).round().clamp(-127.0, 127.0) as i32).collect();
+    let lo = x.iter().copied().fold(0f32, f32::min);
+    let hi = x.iter().copied().fold(0f32, f32::max);
+    let xs = (hi - lo) / 255.0;
+    let zp = (-lo / xs).round_ties_even().clamp(0.0, 255.0) as i32;
+    let xq: Vec<i32> = x.iter().map(|v| ((v / xs).round_ties_even() as i32 + zp).clamp(0, 255)).collect();
+    let mut want = vec![0f32; rows * cols];
+    for r in 0..rows {
+        for c in 0..cols {
+            let acc: i32 = (0..k).map(|j| (xq[r * k + j] - zp) * wq[j * cols + c]).sum();
+            want[r * cols + c] = acc as f32 * (xs * ws[c]);
+        }
+    }
+    // The float product differs from the integer one by the activation rounding, so the check
+    // below can tell a float MatMul from an integer one.
+    let float: Vec<f32> = (0..rows * cols).map(|i| (0..k).map(|j| x[(i / cols) * k + j] * wq[j * cols + i % cols] as f32 * ws[i % cols]).sum()).collect();
+    assert!(max_diff(&float, &want) > 1e-3, "the test inputs must make activation rounding visible");
+    let r = onnxruntime_check(&tinycats_export::encode(&q), vec![("x", "float32", vec![rows, k], f32_bytes(&x))], &want, &[rows, cols], 1e-5);
+    assert_eq!(r["checker"], "ok");
+}
+
+/// Every Linear of the DiT runs in integers under int8-dynamic, and the output stays near the
+/// burn model with the same int8 weights (the rest is activation rounding).
+#[test]
+fn dit_int8_dynamic_runs_every_linear_in_integers() {
+    let (m, x, t, y) = dit_case();
+    let dev = Default::default();
+    let e = nets::dit(&m, &[]).unwrap();
+    let linears = e.weight_axis.values().filter(|&&a| a == 1).count();
+    let q = quantize(e, Quantize::Int8Dynamic);
+    let g = q.graph.as_ref().unwrap();
+    let count = |op: &str| g.node.iter().filter(|n| n.op_type.as_deref() == Some(op)).count();
+    assert!(linears > 0);
+    assert_eq!(count("MatMulInteger"), linears, "one MatMulInteger per Linear");
+    assert!(count("DynamicQuantizeLinear") < linears, "activations read by several Linears are quantized once");
+    assert!(g.node.iter().all(|n| n.op_type.as_deref() != Some("MatMul") || !n.input[1].ends_with(".weight")), "no Linear left in float");
+    let fq = tinycats_export::fake_quantize_linears(m.clone(), Quantize::Int8);
+    let xv: Vec<f32> = x.clone().into_data().to_vec().unwrap();
+    let want_q: Vec<f32> = fq
+        .forward(x, Tensor::from_data(TensorData::new(t.clone(), [3]), &dev), Tensor::from_data(TensorData::new(y.clone(), [3]), &dev))
+        .into_data()
+        .to_vec()
+        .unwrap();
+    let r = onnxruntime_check(
+        &tinycats_export::encode(&q),
+        dit_inputs(&xv, &t, &y),
+        &want_q,
+        &[3, 3, 16, 16],
+        0.3,
+    );
+    let d = r["max_abs_diff"].as_f64().unwrap();
+    assert!(d > 0.0, "activations must be rounded (max |diff| {d} against float activations)");
 }
