@@ -7,7 +7,7 @@
       breed agreement: share of generated images the classifier puts in the requested breed.
 Prints one JSON line.
 """
-import argparse, json, os, time
+import argparse, json, math, os, time
 import numpy as np
 import onnxruntime as ort
 from PIL import Image
@@ -82,8 +82,8 @@ def main():
                     t1 = float(grid[k + 1])
                     x_hat, eps = x + (1 - tk) * v, x - tk * v
                     z = rng.standard_normal(x.shape).astype(np.float32)
-                    # float(): NumPy 2 would promote a np.float64 scalar, and the float32 input with it.
-                    x = (t1 * x_hat + (1 - t1) * (float(np.sqrt(1 - a.eta**2)) * eps + a.eta * z)).astype(np.float32)
+                    # math.sqrt, not np.sqrt: NumPy 2 promotes float32 arrays times a np.float64 scalar.
+                    x = t1 * x_hat + (1 - t1) * (math.sqrt(1 - a.eta**2) * eps + a.eta * z)
                 else:
                     x = x + v * dt
             img = ((np.clip(x, -1, 1) + 1) * 127.5).round().astype(np.uint8).transpose(0, 2, 3, 1)

@@ -215,10 +215,9 @@ fn int8_dynamic_linear_matches_its_definition() {
     let x: Vec<f32> = (0..rows * k).map(|i| ((i * 53 % 41) as f32 - 13.0) * 0.11).collect();
     let mut b = Builder::default();
     let wn = b.weight("l.weight", &[k, cols], &w, Some(1));
-    let y = b.op("MatMul", &["x", &wn]);
+    b.op("MatMul", &["x", &wn]);
     b.name_last_output("y");
     let weight_axis = b.weight_axis.clone();
-    let _ = y;
     let m = model(b, "one_linear", vec![value_info("x", DataType::Float, &[None, Some(k)])], vec![value_info("y", DataType::Float, &[None, Some(cols)])], &[]);
     let q = quantize(nets::Exported { model: m, weight_axis }, Quantize::Int8Dynamic);
     let ops: Vec<&str> = q.graph.as_ref().unwrap().node.iter().filter_map(|n| n.op_type.as_deref()).collect();

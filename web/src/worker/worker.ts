@@ -190,12 +190,12 @@ async function handleGenerate(req: Extract<Request, { type: 'generate' }>): Prom
   const stepMs: number[] = [];
   const t0 = performance.now();
   const ts = timeGrid(req.steps, req.timeShift ?? 1);
+  const eta = req.eta ?? 0;
   for (let k = 0; k < req.steps; k++) {
     const ts0 = performance.now();
     const v = await guidedVelocity(session, info, x, ts[k], req.breed, req.cfg, guidedAt(ts[k], req.guidanceTo ?? 1));
     const preview = chwToRgba(previewEstimate(x, v, ts[k]), s, s);
     // The last step lands on x̂ either way (t' = 1), so it draws no noise.
-    const eta = req.eta ?? 0;
     if (eta > 0 && k + 1 < req.steps) stochasticStep(x, v, ts[k], ts[k + 1], eta, stepNoise(req.seed, k, x.length));
     else eulerStep(x, v, ts[k + 1] - ts[k]);
     stepMs.push(performance.now() - ts0);
