@@ -3,7 +3,7 @@
 
   onnx_eval.py classifier MODEL.onnx CACHE_DIR [--split test]
       top-1 accuracy on a prepared split (tinycats data prepare, same size as the model).
-  onnx_eval.py generator GEN.onnx CLASSIFIER.onnx [--per-breed 20 --steps 20 --cfg 3 --seed 1 --guidance-to 1 --time-shift 1 --eta 0]
+  onnx_eval.py generator GEN.onnx CLASSIFIER.onnx [--per-breed 20 --steps 20 --cfg 3 --seed 1 --guidance-to 1 --time-shift 1 --eta 0 --rescale 0]
       breed agreement: share of generated images the classifier puts in the requested breed.
 Prints one JSON line.
 """
@@ -39,6 +39,7 @@ def main():
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--guidance-to", type=float, default=1.0, help="guidance only while t <= this (as the CLI)")
     ap.add_argument("--time-shift", type=float, default=1.0, help="time-grid shift (as the CLI's --time-shift)")
+    ap.add_argument("--rescale", type=float, default=0.0, help="guidance rescale φ (Lin et al. 2024) on x̂: blend the guided x̂ with itself scaled to the conditional x̂'s std")
     ap.add_argument("--eta", type=float, default=0.0, help="stochastic sampling (as the CLI's --eta; its noise comes from this script's own generator)")
     a = ap.parse_args()
     if a.kind == "classifier":
@@ -77,6 +78,14 @@ def main():
                 if gm.get("target") == "x":
                     o = (o - xx) / np.maximum(1 - t, 0.05)[:, None, None, None]
                 v = o[n:] + a.cfg * (o[:n] - o[n:]) if guided else o
+                if guided and a.rescale > 0:
+                    # x̂ = x + (1 − t)·v; rescale the guided x̂'s per-image std to the conditional's.
+                    w = (1 - tk)
+                    xc, xg = x + w * o[:n], x + w * v
+                    sc = xc.reshape(n, -1).std(1)[:, None, None, None]
+                    sg = xg.reshape(n, -1).std(1)[:, None, None, None]
+                    xr = a.rescale * xg * (sc / np.maximum(sg, 1e-8)) + (1 - a.rescale) * xg
+                    v = ((xr - x) / w).astype(np.float32)
                 if a.eta > 0 and k + 1 < a.steps:
                     # x̂ = x + (1 − t)·v, ε̂ = x − t·v; land on t' with a share η of fresh noise.
                     t1 = float(grid[k + 1])
@@ -92,6 +101,6 @@ def main():
             ok = int((pred == clf_labels.index(name)).sum()) if name in clf_labels else 0
             hits += ok
             per[name] = ok / n
-        print(json.dumps({"model": a.model, "agreement": hits / (len(breeds) * a.per_breed), "per_breed": per, "steps": a.steps, "cfg": a.cfg, "guidance_to": a.guidance_to, "time_shift": a.time_shift, "eta": a.eta, "seconds": time.time() - t0, "bytes": os.path.getsize(a.model)}))
+        print(json.dumps({"model": a.model, "agreement": hits / (len(breeds) * a.per_breed), "per_breed": per, "steps": a.steps, "cfg": a.cfg, "guidance_to": a.guidance_to, "time_shift": a.time_shift, "eta": a.eta, "rescale": a.rescale, "seconds": time.time() - t0, "bytes": os.path.getsize(a.model)}))
 
 main()

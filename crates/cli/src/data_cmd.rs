@@ -82,7 +82,11 @@ pub struct PrepareArgs {
     /// crop or letterbox.
     #[arg(long, default_value = "crop")]
     mode: String,
-    /// Output folder (default DIR/prepared/<size>-<labels>-<mode>).
+    /// Crop mode: keep this share of the shorter side around the centre (0.3..=1), so the animal
+    /// fills more of the frame.
+    #[arg(long, default_value_t = 1.0)]
+    zoom: f64,
+    /// Output folder (default DIR/prepared/<size>-<labels>-<mode>[-zoom<Z>]).
     #[arg(long)]
     out: Option<PathBuf>,
     #[arg(long)]
@@ -185,6 +189,7 @@ pub fn run(cmd: DataCmd) -> Result<ExitCode> {
                 split: prepare::parse_split(&a.split)?,
                 seed: a.seed,
                 mode: ResizeMode::parse(&a.mode)?,
+                zoom: a.zoom,
                 out: a.out,
             };
             let pb = progress::bar(0, "prepare");

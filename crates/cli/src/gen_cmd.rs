@@ -254,9 +254,10 @@ pub struct EvalGenArgs {
     /// Classifier folder used for breed agreement and embeddings (default: the shipped one).
     #[arg(long)]
     classifier: Option<PathBuf>,
-    /// Prepared real images at the generator's resolution.
-    #[arg(long, default_value = "data/pets/prepared/64-cats_other-crop")]
-    data: PathBuf,
+    /// Prepared real images at the generator's resolution (default: the cache the model was
+    /// trained on, from its run's config.toml or its model.json, else the 64-px crop cache).
+    #[arg(long)]
+    data: Option<PathBuf>,
     /// Generated images in total (spread evenly over the breeds).
     #[arg(long, default_value_t = 1008)]
     n: usize,
@@ -305,9 +306,13 @@ pub fn eval_gen(a: EvalGenArgs) -> Result<ExitCode> {
         }
         None => None,
     };
+    let data = match a.data.clone() {
+        Some(d) => d,
+        None => training_cache(&path)?,
+    };
+    let cache = tinycats_data::cache::Cache::open(&data).with_context(|| format!("real images for eval-gen ({}; pick others with --data)", data.display()))?;
     let clf_dir = a.classifier.clone().unwrap_or_else(tinycats_train::predictor::default_model_dir);
     let pred = tinycats_train::predictor::Predictor::load(&clf_dir, &tinycats_train::predictor::default_backbone())?;
-    let cache = tinycats_data::cache::Cache::open(&a.data)?;
     if a.n < meta.classes.len() {
         bail!("--n must be at least the number of breeds ({})", meta.classes.len());
     }
@@ -327,7 +332,7 @@ pub fn eval_gen(a: EvalGenArgs) -> Result<ExitCode> {
         println!("{} generated vs {} real: FID-like {:.2} (real-vs-real floor {:.2}); breed agreement {:.1}%", r.generated, r.real, r.fid_like, r.fid_like_real_halves, 100.0 * r.agreement);
         match r.real_agreement {
             Some(v) => println!("ceiling: the classifier on {} real test photos at {} px: {:.1}%", r.real_test, meta.dit.image_size, 100.0 * v),
-            None => println!("ceiling: not measured ({} has no test split)", a.data.display()),
+            None => println!("ceiling: not measured ({} has no test split)", data.display()),
         }
         for b in &r.per_breed {
             println!("  {:<20} {:>5.1}%  (most often seen as {}; real photos {} of {})", b.breed, 100.0 * b.agreement, b.top_confusion, pct_or_dash(b.real_agreement), b.real_n);
@@ -336,6 +341,29 @@ pub fn eval_gen(a: EvalGenArgs) -> Result<ExitCode> {
     }
     Ok(ExitCode::SUCCESS)
 }
+
+/// Where a generator's real images are: `data.cache` in the run's config.toml (a run folder),
+/// or `data_cache` in model.json (a shipped model), else the unzoomed 64-px crop cache, so the
+/// FID-like reference and the ceiling use the framing the model learned.
+fn training_cache(model: &std::path::Path) -> Result<PathBuf> {
+    let dir = model.parent().unwrap_or(std::path::Path::new("."));
+    if let Ok(text) = std::fs::read_to_string(dir.join("config.toml")) {
+        let t: toml::Table = toml::from_str(&text).with_context(|| format!("{} is not valid TOML", dir.join("config.toml").display()))?;
+        if let Some(c) = t.get("data").and_then(|d| d.get("cache")).and_then(|c| c.as_str()) {
+            return Ok(PathBuf::from(c));
+        }
+    }
+    if let Ok(b) = std::fs::read(dir.join("model.json")) {
+        let m: serde_json::Value = serde_json::from_slice(&b).with_context(|| format!("{} is not valid JSON", dir.join("model.json").display()))?;
+        if let Some(c) = m.get("data_cache").and_then(|c| c.as_str()) {
+            return Ok(PathBuf::from(c));
+        }
+    }
+    Ok(PathBuf::from(DEFAULT_GEN_DATA))
+}
+
+/// The real images older generators (no recorded cache) were trained on.
+const DEFAULT_GEN_DATA: &str = "data/pets/prepared/64-cats_other-crop";
 
 /// A share as "12.3%", or "—" when it was not measured (no test photos, or an older report.json).
 fn pct_or_dash(v: Option<f64>) -> String {
@@ -354,17 +382,21 @@ pub fn ship(run: &std::path::Path, out: &std::path::Path, run_meta: &serde_json:
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     let bytes = tinycats_models::weights::read_sharded(&run.join("ema.safetensors"))?;
     tinycats_models::weights::write_sharded(&out.join("generator.safetensors"), &bytes, tinycats_models::weights::SHARD_LIMIT, &|p, b| tinycats_data::hashing::write_atomic(p, b))?;
-    let manifest = serde_json::json!({"arch": "dit", "version": version, "run_id": run_id, "classes": meta.classes, "null_class": meta.null_class(), "image_size": meta.dit.image_size, "target": meta.target, "ema": meta.ema, "step": meta.step, "dit": meta.dit});
+    let data_cache = toml::from_str::<toml::Table>(&cfg_text).ok().and_then(|t| Some(t.get("data")?.get("cache")?.as_str()?.to_string()));
+    let manifest = serde_json::json!({"arch": "dit", "version": version, "run_id": run_id, "classes": meta.classes, "null_class": meta.null_class(), "image_size": meta.dit.image_size, "target": meta.target, "ema": meta.ema, "step": meta.step, "dit": meta.dit, "data_cache": data_cache});
     tinycats_data::hashing::write_atomic(&out.join("model.json"), &serde_json::to_vec_pretty(&manifest)?)?;
     let d = meta.dit;
     let (params, flops) = d.params_and_flops();
+    // Zoomed caches keep only the middle of the shorter side; say so, since it changes what the model paints.
+    let zoom = data_cache.as_ref().and_then(|c| tinycats_data::cache::Cache::open(std::path::Path::new(c)).ok()).map(|c| c.index.zoom).unwrap_or(1.0);
+    let framing = if zoom == 1.0 { String::new() } else { format!(" (the middle {:.0}% of the shorter side, `data prepare --zoom {zoom}`)", 100.0 * zoom) };
     let losses = result["losses"].as_array().cloned().unwrap_or_default();
     let last_loss = losses.last().and_then(|l| l[1].as_f64()).unwrap_or(f64::NAN);
     let mut card = format!(
         "# tinycats cat generator\n\n\
          Class-conditional DiT (adaLN-Zero, fixed 2D sin-cos position embedding) trained with flow matching \
          (x_t = (1 − t)·noise + t·image, t = 0 noise → t = 1 image; target: {}), on the 12 cat breeds of the \
-         Oxford-IIIT Pet photos (CC BY-SA 4.0, Parkhi et al. 2012), train + val splits, centre-cropped to {s}×{s}.\n\n\
+         Oxford-IIIT Pet photos (CC BY-SA 4.0, Parkhi et al. 2012), train + val splits, centre-cropped{framing} to {s}×{s}.\n\n\
          - Network: {s} px, patch {} ({} tokens), hidden {}, depth {}, heads {}: {:.2} M parameters, {:.3} GFLOP per forward.\n\
          - Classes: {} (null class for guidance: {}).\n\
          - Training: {} steps, batch {}, {:.1} images/s on the training machine, {:.0} s; last logged loss {last_loss:.4}.\n\

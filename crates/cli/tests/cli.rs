@@ -316,6 +316,24 @@ fn generator_train_generate_export_end_to_end() {
     assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("int8-dynamic"), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(!never.exists());
 
+    // `ship` records the training cache in model.json, which eval-gen's --data default reads.
+    let shipped_run = t.path().join("shipped-run");
+    let o = tc(&["ship", "--run", &s(&run), "--out", &s(&shipped_run)]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(shipped_run.join("model.json")).unwrap()).unwrap();
+    assert_eq!(manifest["data_cache"].as_str(), Some(cache.as_str()), "{manifest}");
+    assert!(std::fs::read_to_string(shipped_run.join("MODEL_CARD.md")).unwrap().contains("centre-cropped to 16×16"));
+    // Without --data, eval-gen scores against the cache the model was trained on: model.json's
+    // `data_cache` for a shipped model (here missing, so the error names it before any work).
+    let shipped = t.path().join("shipped");
+    std::fs::create_dir_all(&shipped).unwrap();
+    std::fs::copy(&ema, shipped.join("generator.safetensors")).unwrap();
+    std::fs::write(shipped.join("model.json"), r#"{"data_cache": "no/such-zoom-cache"}"#).unwrap();
+    let o = tc(&["eval-gen", "--model", &s(&shipped.join("generator.safetensors")), "--out", &never_s]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("no/such-zoom-cache") && err.contains("--data"), "{err}");
+    assert!(!never.exists());
+
     // Export, and export refusals that leave nothing behind.
     let onnx = t.path().join("g.onnx");
     let o = tc(&["export", "--model", &ema, "--out", &s(&onnx), "--quantize", "int8"]);

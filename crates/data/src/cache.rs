@@ -46,12 +46,22 @@ pub struct Index {
     pub channels: u32,
     pub label_set: String,
     pub mode: crate::pixels::ResizeMode,
+    /// Centre-crop zoom (share of the shorter side kept); absent in caches from before it existed.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub zoom: f64,
     pub classes: Vec<String>,
     pub seed: u64,
     pub split: [f64; 3],
     /// Fingerprint of the inputs and options; equal keys mean re-preparing is a no-op.
     pub key: String,
     pub entries: Vec<CacheEntry>,
+}
+
+fn one() -> f64 {
+    1.0
+}
+fn is_one(z: &f64) -> bool {
+    *z == 1.0
 }
 
 impl Index {

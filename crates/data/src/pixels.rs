@@ -127,6 +127,19 @@ impl ResizeMode {
 
 /// Resizes an RGB image to `n`×`n` RGB bytes (HWC) with a bilinear-class convolution.
 pub fn resize_square(rgb: &image::RgbImage, n: u32, mode: ResizeMode, resizer: &mut fr::Resizer) -> Result<Vec<u8>> {
+    resize_square_zoom(rgb, n, mode, 1.0, resizer)
+}
+
+/// Smallest centre-crop zoom `prepare` accepts (keeps 30% of the shorter side).
+pub const MIN_ZOOM: f64 = 0.3;
+
+/// As [`resize_square`], but in crop mode the centre square keeps only `zoom` of the shorter side
+/// (1 = the whole side): the subject fills more of the frame. Letterbox ignores `zoom` (callers
+/// reject the combination).
+pub fn resize_square_zoom(rgb: &image::RgbImage, n: u32, mode: ResizeMode, zoom: f64, resizer: &mut fr::Resizer) -> Result<Vec<u8>> {
+    if !(MIN_ZOOM..=1.0).contains(&zoom) {
+        bail!("field `zoom` = {zoom}: must be within {MIN_ZOOM}..=1");
+    }
     let (w, h) = rgb.dimensions();
     if w == 0 || h == 0 || n == 0 {
         bail!("cannot resize an empty image ({w}x{h}) to {n}");
@@ -135,7 +148,7 @@ pub fn resize_square(rgb: &image::RgbImage, n: u32, mode: ResizeMode, resizer: &
     let opts = fr::ResizeOptions::new().resize_alg(fr::ResizeAlg::Convolution(fr::FilterType::Bilinear));
     match mode {
         ResizeMode::Crop => {
-            let side = w.min(h) as f64;
+            let side = w.min(h) as f64 * zoom;
             let (left, top) = ((w as f64 - side) / 2.0, (h as f64 - side) / 2.0);
             let mut dst = fr::images::Image::new(n, n, fr::PixelType::U8x3);
             resizer.resize(&src, &mut dst, &opts.crop(left, top, side, side)).map_err(|e| anyhow!("resize failed: {e}"))?;
@@ -161,21 +174,26 @@ pub fn resize_square(rgb: &image::RgbImage, n: u32, mode: ResizeMode, resizer: &
 
 /// Decode + resize in one call (the unit the data benchmark times and prepare uses).
 pub fn load_square(bytes: &[u8], n: u32, mode: ResizeMode, resizer: &mut fr::Resizer) -> Result<Vec<u8>> {
-    if let Some(rgb) = decode_jpeg_reduced(bytes, n, mode) {
+    load_square_zoom(bytes, n, mode, 1.0, resizer)
+}
+
+/// [`load_square`] with a centre-crop zoom (see [`resize_square_zoom`]).
+pub fn load_square_zoom(bytes: &[u8], n: u32, mode: ResizeMode, zoom: f64, resizer: &mut fr::Resizer) -> Result<Vec<u8>> {
+    if let Some(rgb) = decode_jpeg_reduced(bytes, n, mode, zoom) {
         // A square photo at exactly 2^k × n comes out of the DCT already at n × n.
-        if rgb.dimensions() == (n, n) {
+        if zoom == 1.0 && rgb.dimensions() == (n, n) {
             return Ok(rgb.into_raw());
         }
-        return resize_square(&rgb, n, mode, resizer);
+        return resize_square_zoom(&rgb, n, mode, zoom, resizer);
     }
     let rgb = to_rgb(decode(bytes)?);
-    resize_square(&rgb, n, mode, resizer)
+    resize_square_zoom(&rgb, n, mode, zoom, resizer)
 }
 
 /// JPEG decoded straight at 1/2, 1/4 or 1/8 size in the DCT domain (libjpeg's "draft" mode),
 /// when the image is at least twice the target: most of the decode work is skipped and the
 /// result still covers ≥ `n` pixels where the crop needs them. None → use the full decoder.
-fn decode_jpeg_reduced(bytes: &[u8], n: u32, mode: ResizeMode) -> Option<image::RgbImage> {
+fn decode_jpeg_reduced(bytes: &[u8], n: u32, mode: ResizeMode, zoom: f64) -> Option<image::RgbImage> {
     if sniff(bytes) != Sniffed::Jpeg || jpeg_truncated(bytes) {
         return None;
     }
@@ -183,9 +201,9 @@ fn decode_jpeg_reduced(bytes: &[u8], n: u32, mode: ResizeMode) -> Option<image::
     d.read_info().ok()?;
     let info = d.info()?;
     let (w, h) = (info.width as u32, info.height as u32);
-    // Crop keeps the short side; letterbox keeps the long side.
+    // Crop keeps (a zoomed part of) the short side; letterbox keeps the long side.
     let side = match mode {
-        ResizeMode::Crop => w.min(h),
+        ResizeMode::Crop => (w.min(h) as f64 * zoom).floor() as u32,
         ResizeMode::Letterbox => w.max(h),
     };
     if side < 2 * n || info.pixel_format != jpeg_decoder::PixelFormat::RGB24 {
@@ -214,6 +232,41 @@ mod tests {
         assert!(l[..30].iter().all(|&v| v == 0));
         // Left half of the letterboxed middle row is red.
         assert!(l[5 * 30] > 200);
+    }
+
+    #[test]
+    fn zoom_keeps_the_centre_of_the_shorter_side() {
+        // 40×20: the centre 10×10 square (half the shorter side) is red, everything else blue.
+        let img = image::RgbImage::from_fn(40, 20, |x, y| {
+            if (15..25).contains(&x) && (5..15).contains(&y) { image::Rgb([255, 0, 0]) } else { image::Rgb([0, 0, 255]) }
+        });
+        let mut r = fr::Resizer::new();
+        let z = resize_square_zoom(&img, 10, ResizeMode::Crop, 0.5, &mut r).unwrap();
+        assert!(z.chunks(3).all(|p| p[0] == 255 && p[2] == 0), "zoom 0.5 sees only the red centre: {z:?}");
+        let full = resize_square_zoom(&img, 10, ResizeMode::Crop, 1.0, &mut r).unwrap();
+        assert_eq!(full, resize_square(&img, 10, ResizeMode::Crop, &mut r).unwrap());
+        assert!(full.chunks(3).filter(|p| p[2] > 128).count() > 50, "zoom 1 keeps the blue border");
+        for bad in [0.29, 1.01, f64::NAN] {
+            let e = resize_square_zoom(&img, 10, ResizeMode::Crop, bad, &mut r).unwrap_err().to_string();
+            assert!(e.contains("zoom"), "{e}");
+        }
+    }
+
+    #[test]
+    fn zoom_on_the_reduced_jpeg_path_matches_the_full_decode() {
+        // Large enough that the DCT-domain decode kicks in: the zoomed side 0.6 × 300 = 180 ≥ 2 × 24.
+        let img = image::RgbImage::from_fn(480, 300, |x, y| image::Rgb([(x % 256) as u8, (y % 256) as u8, ((x / 3 + y / 5) % 256) as u8]));
+        let mut bytes = Vec::new();
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, 95).encode_image(&img).unwrap();
+        assert!(decode_jpeg_reduced(&bytes, 24, ResizeMode::Crop, 0.6).is_some(), "test must take the reduced path");
+        let mut r = fr::Resizer::new();
+        let fast = load_square_zoom(&bytes, 24, ResizeMode::Crop, 0.6, &mut r).unwrap();
+        let slow = resize_square_zoom(&to_rgb(decode(&bytes).unwrap()), 24, ResizeMode::Crop, 0.6, &mut r).unwrap();
+        let mad = fast.iter().zip(&slow).map(|(a, b)| (*a as f64 - *b as f64).abs()).sum::<f64>() / fast.len() as f64;
+        assert!(mad < 6.0, "reduced decode drifts from the full decode: mean |diff| {mad}");
+        let unzoomed = load_square(&bytes, 24, ResizeMode::Crop, &mut r).unwrap();
+        let differ = fast.iter().zip(&unzoomed).map(|(a, b)| (*a as f64 - *b as f64).abs()).sum::<f64>() / fast.len() as f64;
+        assert!(differ > 3.0 * mad.max(1.0), "zoom must change the picture: {differ} vs drift {mad}");
     }
 
     #[test]

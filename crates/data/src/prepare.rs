@@ -23,13 +23,15 @@ pub struct PrepareOptions {
     pub split: [f64; 3],
     pub seed: u64,
     pub mode: ResizeMode,
-    /// Output folder; default `<dataset>/prepared/<size>-<labels>-<mode>`.
+    /// Crop mode only: the centre square keeps this share of the shorter side (1 = all of it).
+    pub zoom: f64,
+    /// Output folder; default `<dataset>/prepared/<size>-<labels>-<mode>[-zoom<Z>]`.
     pub out: Option<PathBuf>,
 }
 
 impl Default for PrepareOptions {
     fn default() -> Self {
-        Self { size: 128, labels: LabelSet::CatsOther, split: [0.8, 0.1, 0.1], seed: 42, mode: ResizeMode::Crop, out: None }
+        Self { size: 128, labels: LabelSet::CatsOther, split: [0.8, 0.1, 0.1], seed: 42, mode: ResizeMode::Crop, zoom: 1.0, out: None }
     }
 }
 
@@ -70,7 +72,8 @@ pub fn default_out(root: &Path, o: &PrepareOptions) -> PathBuf {
         ResizeMode::Crop => "crop",
         ResizeMode::Letterbox => "letterbox",
     };
-    root.join("prepared").join(format!("{}-{}-{mode}", o.size, o.labels.name().replace('+', "_")))
+    let zoom = if o.zoom == 1.0 { String::new() } else { format!("-zoom{}", o.zoom) };
+    root.join("prepared").join(format!("{}-{}-{mode}{zoom}", o.size, o.labels.name().replace('+', "_")))
 }
 
 /// Stratified seeded split: each class is shuffled on its own and cut by the fractions,
@@ -108,6 +111,12 @@ pub fn prepare(root: &Path, o: &PrepareOptions, progress: &(dyn Fn(usize, usize)
     if o.size < 8 || o.size > 1024 {
         bail!("field `size` = {}: must be within 8..=1024 pixels", o.size);
     }
+    if !(pixels::MIN_ZOOM..=1.0).contains(&o.zoom) {
+        bail!("field `zoom` = {}: must be within {}..=1 (the share of the shorter side the centre crop keeps)", o.zoom, pixels::MIN_ZOOM);
+    }
+    if o.zoom != 1.0 && o.mode != ResizeMode::Crop {
+        bail!("field `zoom` = {}: only the crop mode can zoom (letterbox keeps the whole picture)", o.zoom);
+    }
     let ds = Dataset::open(root)?;
     let classes = o.labels.classes();
     let out = o.out.clone().unwrap_or_else(|| default_out(root, o));
@@ -138,7 +147,7 @@ pub fn prepare(root: &Path, o: &PrepareOptions, progress: &(dyn Fn(usize, usize)
         .map_init(fast_image_resize::Resizer::new, |rz, (_, _, _, path)| {
             let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
             let id = sha256_hex(&bytes);
-            let px = pixels::load_square(&bytes, o.size, o.mode, rz).with_context(|| format!("{}", path.display()))?;
+            let px = pixels::load_square_zoom(&bytes, o.size, o.mode, o.zoom, rz).with_context(|| format!("{}", path.display()))?;
             progress(done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1, n);
             Ok((id, px))
         })
@@ -157,6 +166,10 @@ pub fn prepare(root: &Path, o: &PrepareOptions, progress: &(dyn Fn(usize, usize)
     let labels: Vec<usize> = items.iter().map(|i| i.2).collect();
     let splits = stratified_split(&labels, o.split, o.seed);
     let mut key_src = format!("v{FORMAT_VERSION} size={} labels={} mode={:?} split={:?} seed={}\n", o.size, o.labels.name(), o.mode, o.split, o.seed);
+    if o.zoom != 1.0 {
+        // Only zoomed caches add the field, so caches prepared before zoom existed keep their key.
+        key_src.push_str(&format!("zoom={}\n", o.zoom));
+    }
     for (it, (id, _)) in items.iter().zip(&decoded) {
         key_src.push_str(&format!("{} {}\n", it.0, id));
     }
@@ -187,6 +200,7 @@ pub fn prepare(root: &Path, o: &PrepareOptions, progress: &(dyn Fn(usize, usize)
         channels: 3,
         label_set: o.labels.name().to_string(),
         mode: o.mode,
+        zoom: o.zoom,
         classes: classes.clone(),
         seed: o.seed,
         split: o.split,
@@ -221,6 +235,7 @@ fn write_output(out: &Path, index: &Index, decoded: &[(String, Vec<u8>)], s: &Pr
             "missing_annotated": s.missing,
             "size": index.size,
             "mode": index.mode,
+            "zoom": index.zoom,
             "label_set": index.label_set,
             "classes": index.classes,
             "split_fractions": index.split,
@@ -255,9 +270,9 @@ fn write_output(out: &Path, index: &Index, decoded: &[(String, Vec<u8>)], s: &Pr
 fn card_markdown(index: &Index, s: &PrepareSummary, root: &Path) -> String {
     let mut m = format!(
         "# Dataset card\n\nSource: `{}` (Oxford-IIIT Pet layout; CC BY-SA 4.0, Parkhi et al., CVPR 2012).\n\n\
-         {} images, {}x{} RGB ({:?}), label set `{}`, split {:?} (seed {}), split hash `{}`.\n\
+         {} images, {}x{} RGB ({:?}, zoom {}), label set `{}`, split {:?} (seed {}), split hash `{}`.\n\
          Annotated images without a file (skipped): {}.\n\n| class | train | val | test | total |\n|---|---|---|---|---|\n",
-        root.display(), s.images, index.size, index.size, index.mode, index.label_set, index.split, index.seed, index.split_hash(), s.missing
+        root.display(), s.images, index.size, index.size, index.mode, index.zoom, index.label_set, index.split, index.seed, index.split_hash(), s.missing
     );
     for c in &index.classes {
         let g = |k: &str| s.counts.get(c).and_then(|m| m.get(k)).copied().unwrap_or(0);

@@ -240,3 +240,36 @@ fn prepare_then_load_is_deterministic_and_rerun_is_noop() {
     assert!(Cache::open(&s.out).is_ok());
 }
 
+
+#[test]
+fn prepare_zoom_names_its_cache_and_keeps_old_caches_valid() {
+    let t = tempfile::tempdir().unwrap();
+    let breeds: Vec<String> = tinycats_data::labels::CAT_BREEDS.iter().map(|s| s.to_string()).collect();
+    write_fixture(&t.path().join("src"), &FixtureSpec { breeds, per_class: 3, quirks: false, ..Default::default() }).unwrap();
+    let dest = t.path().join("ds");
+    import(&[t.path().join("src")], &dest).unwrap();
+    let base = PrepareOptions { size: 16, labels: LabelSet::Cats, ..Default::default() };
+    let plain = prepare(&dest, &base, &|_, _| {}).unwrap();
+    let zoomed = prepare(&dest, &PrepareOptions { zoom: 0.5, ..base.clone() }, &|_, _| {}).unwrap();
+    assert!(plain.out.ends_with("16-cats-crop"), "{}", plain.out.display());
+    assert!(zoomed.out.ends_with("16-cats-crop-zoom0.5"), "{}", zoomed.out.display());
+    let (p, z) = (Cache::open(&plain.out).unwrap(), Cache::open(&zoomed.out).unwrap());
+    assert_eq!((p.index.zoom, z.index.zoom), (1.0, 0.5));
+    assert_ne!(p.index.key, z.index.key, "zoom is part of the cache key");
+    assert_eq!(p.index.split_hash(), z.index.split_hash(), "zoom changes pixels, not the split");
+    assert_ne!(p.image(0), z.image(0));
+    // An unzoomed index is written without the field, so caches from before zoom still open (zoom 1).
+    let text = std::fs::read_to_string(plain.out.join("index.json")).unwrap();
+    assert!(!text.contains("\"zoom\""), "unzoomed index must not change format");
+    assert!(prepare(&dest, &base, &|_, _| {}).unwrap().unchanged, "the unzoomed key is unchanged");
+    // Bad zooms are refused by name, and nothing is written.
+    for (o, want) in [
+        (PrepareOptions { zoom: 0.1, ..base.clone() }, "must be within"),
+        (PrepareOptions { zoom: 0.7, mode: tinycats_data::pixels::ResizeMode::Letterbox, ..base.clone() }, "only the crop mode"),
+    ] {
+        let e = format!("{:#}", prepare(&dest, &o, &|_, _| {}).unwrap_err());
+        assert!(e.contains("field `zoom`") && e.contains(want), "{e}");
+    }
+    let names: Vec<_> = std::fs::read_dir(dest.join("prepared")).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+}
