@@ -382,7 +382,8 @@ pub fn ship(run: &std::path::Path, out: &std::path::Path, run_meta: &serde_json:
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     let bytes = tinycats_models::weights::read_sharded(&run.join("ema.safetensors"))?;
     tinycats_models::weights::write_sharded(&out.join("generator.safetensors"), &bytes, tinycats_models::weights::SHARD_LIMIT, &|p, b| tinycats_data::hashing::write_atomic(p, b))?;
-    let data_cache = toml::from_str::<toml::Table>(&cfg_text).ok().and_then(|t| Some(t.get("data")?.get("cache")?.as_str()?.to_string()));
+    let cfg_table = toml::from_str::<toml::Table>(&cfg_text).ok();
+    let data_cache = cfg_table.as_ref().and_then(|t| Some(t.get("data")?.get("cache")?.as_str()?.to_string()));
     let manifest = serde_json::json!({"arch": "dit", "version": version, "run_id": run_id, "classes": meta.classes, "null_class": meta.null_class(), "image_size": meta.dit.image_size, "target": meta.target, "ema": meta.ema, "step": meta.step, "dit": meta.dit, "data_cache": data_cache});
     tinycats_data::hashing::write_atomic(&out.join("model.json"), &serde_json::to_vec_pretty(&manifest)?)?;
     let d = meta.dit;
@@ -414,7 +415,7 @@ pub fn ship(run: &std::path::Path, out: &std::path::Path, run_meta: &serde_json:
         meta.classes.join(", "),
         meta.null_class(),
         meta.step,
-        toml::from_str::<toml::Table>(&cfg_text).ok().and_then(|t| t.get("train")?.get("batch_size")?.as_integer()).unwrap_or(0),
+        cfg_table.as_ref().and_then(|t| t.get("train")?.get("batch_size")?.as_integer()).unwrap_or(0),
         result["images_per_s"].as_f64().unwrap_or(0.0),
         result["train_seconds"].as_f64().unwrap_or(0.0),
         s = d.image_size,

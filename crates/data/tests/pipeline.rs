@@ -14,6 +14,15 @@ fn fixture(dir: &Path) -> tinycats_data::fixtures::FixtureInfo {
     write_fixture(&dir.join("src"), &FixtureSpec::default()).unwrap()
 }
 
+/// The 12 cat breeds, `per_class` clean images each, imported into `<dir>/ds`.
+fn imported_cats(dir: &Path, per_class: usize) -> std::path::PathBuf {
+    let breeds: Vec<String> = tinycats_data::labels::CAT_BREEDS.iter().map(|s| s.to_string()).collect();
+    write_fixture(&dir.join("src"), &FixtureSpec { breeds, per_class, quirks: false, ..Default::default() }).unwrap();
+    let dest = dir.join("ds");
+    import(&[dir.join("src")], &dest).unwrap();
+    dest
+}
+
 fn tar_of(src: &Path, out: &Path, gz: bool) {
     let f = std::fs::File::create(out).unwrap();
     let w: Box<dyn std::io::Write> = if gz { Box::new(flate2::write::GzEncoder::new(f, flate2::Compression::fast())) } else { Box::new(f) };
@@ -157,10 +166,7 @@ fn import_refuses_overwrite_and_missing_annotations() {
 #[test]
 fn label_sets_and_zero_image_classes() {
     let t = tempfile::tempdir().unwrap();
-    let breeds: Vec<String> = tinycats_data::labels::CAT_BREEDS.iter().map(|s| s.to_string()).collect();
-    write_fixture(&t.path().join("src"), &FixtureSpec { breeds, per_class: 4, quirks: false, ..Default::default() }).unwrap();
-    let dest = t.path().join("ds");
-    import(&[t.path().join("src")], &dest).unwrap();
+    let dest = imported_cats(t.path(), 4);
     let cats = prepare(&dest, &PrepareOptions { size: 16, labels: LabelSet::Cats, ..Default::default() }, &|_, _| {}).unwrap();
     assert_eq!((cats.classes.len(), cats.images), (12, 48));
     // No dogs: `other` would be empty, and breeds37 lacks 25 breeds: both refused, naming the class.
@@ -240,14 +246,10 @@ fn prepare_then_load_is_deterministic_and_rerun_is_noop() {
     assert!(Cache::open(&s.out).is_ok());
 }
 
-
 #[test]
 fn prepare_zoom_names_its_cache_and_keeps_old_caches_valid() {
     let t = tempfile::tempdir().unwrap();
-    let breeds: Vec<String> = tinycats_data::labels::CAT_BREEDS.iter().map(|s| s.to_string()).collect();
-    write_fixture(&t.path().join("src"), &FixtureSpec { breeds, per_class: 3, quirks: false, ..Default::default() }).unwrap();
-    let dest = t.path().join("ds");
-    import(&[t.path().join("src")], &dest).unwrap();
+    let dest = imported_cats(t.path(), 3);
     let base = PrepareOptions { size: 16, labels: LabelSet::Cats, ..Default::default() };
     let plain = prepare(&dest, &base, &|_, _| {}).unwrap();
     let zoomed = prepare(&dest, &PrepareOptions { zoom: 0.5, ..base.clone() }, &|_, _| {}).unwrap();
