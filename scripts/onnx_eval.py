@@ -58,13 +58,16 @@ def main():
         g, c = session(a.model), session(a.other)
         gm, cm = meta(g), meta(c)
         breeds, null, side = json.loads(gm["labels"]), int(gm["null_class"]), int(gm["image_size"])
+        # A latent generator samples the autoencoder's latent and paints through its decoder graph.
+        ch, lside = int(gm.get("latent_channels", 3)), int(gm.get("latent_size", side))
+        dec = session(os.path.join(os.path.dirname(a.model), gm["decoder"])) if "decoder" in gm else None
         clf_labels, csize = json.loads(cm["labels"]), int(cm["image_size"])
         rng = np.random.default_rng(a.seed)
         hits, per = 0, {}
         t0 = time.time()
         for b, name in enumerate(breeds):
             n = a.per_breed
-            x = rng.standard_normal((n, 3, side, side)).astype(np.float32)
+            x = rng.standard_normal((n, ch, lside, lside)).astype(np.float32)
             y = np.array([b] * n + [null] * n, dtype=np.int64)
             u = np.arange(a.steps + 1) / a.steps
             grid = u / (a.time_shift - (a.time_shift - 1) * u)  # the CLI's time grid; 1 = uniform
@@ -95,6 +98,8 @@ def main():
                     x = t1 * x_hat + (1 - t1) * (math.sqrt(1 - a.eta**2) * eps + a.eta * z)
                 else:
                     x = x + v * dt
+            if dec is not None:
+                x = dec.run(None, {"latent": x.astype(np.float32)})[0]
             img = ((np.clip(x, -1, 1) + 1) * 127.5).round().astype(np.uint8).transpose(0, 2, 3, 1)
             big = np.stack([np.asarray(Image.fromarray(im).resize((csize, csize), Image.BILINEAR)) for im in img])
             pred = classify(c, big).argmax(1)

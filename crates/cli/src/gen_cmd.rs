@@ -68,9 +68,21 @@ pub fn train(a: GeneratorArgs) -> Result<ExitCode> {
         let run_meta = serde_json::json!({"kind": "generator", "git_commit": crate::train_cmd::git_commit(), "split_hash": cache.index.split_hash(), "config_source": source, "overrides": a.set, "init_from": a.init_from});
         tinycats_data::hashing::write_atomic(&run_dir.join("run.json"), &serde_json::to_vec_pretty(&run_meta)?)?;
     }
-    if let Ok(d) = cfg.dit(12) {
+    if let Ok(mut d) = cfg.dit(12) {
+        // A latent generator's DiT takes the autoencoder's latent shape (train_generator checks it).
+        let space = if cfg.data.autoencoder.as_os_str().is_empty() {
+            "px".to_string()
+        } else {
+            match tinycats_train::autoencoder::load_autoencoder(&cfg.data.autoencoder) {
+                Ok((_, m)) => {
+                    (d.image_size, d.channels) = (m.ae.latent_size(), m.ae.latent_channels);
+                    format!("latent ×{} channels", d.channels)
+                }
+                Err(_) => "latent".to_string(),
+            }
+        };
         let (params, flops) = d.params_and_flops();
-        eprintln!("DiT {}: {} px, patch {} ({} tokens), hidden {}, depth {}, heads {}: {:.2} M params, {:.3} GFLOP per image forward", cfg.model.preset, d.image_size, d.patch, d.tokens(), d.hidden, d.depth, d.heads, params as f64 / 1e6, flops as f64 / 1e9);
+        eprintln!("DiT {}: {} {space}, patch {} ({} tokens), hidden {}, depth {}, heads {}: {:.2} M params, {:.3} GFLOP per image forward", cfg.model.preset, d.image_size, d.patch, d.tokens(), d.hidden, d.depth, d.heads, params as f64 / 1e6, flops as f64 / 1e9);
     }
     let mut sinks = Sinks::default();
     sinks.sinks.push(Box::new(StepConsole { total: cfg.train.steps, last: (Instant::now(), None) }));
@@ -85,6 +97,81 @@ pub fn train(a: GeneratorArgs) -> Result<ExitCode> {
     } else {
         let last = r.losses.last().map(|l| l.1).unwrap_or(f64::NAN);
         println!("{} steps, last loss {last:.4}, {:.1} img/s; EMA weights {}", r.steps, r.images_per_s, r.ema_weights.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Args)]
+pub struct AutoencoderArgs {
+    /// TOML config (every key optional; defaults documented in configs/autoencoder.toml).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Override a config key, e.g. --set train.steps=100 (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+    /// Run folder (default runs/autoencoder-<unix time>); the weights are its autoencoder.safetensors.
+    #[arg(long)]
+    run_dir: Option<PathBuf>,
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn train_autoencoder(a: AutoencoderArgs) -> Result<ExitCode> {
+    let (text, source, run_dir) = crate::train_cmd::run_setup("autoencoder", a.config.as_deref(), a.run_dir.as_deref(), false, &a.set)?;
+    let cfg = tinycats_train::autoencoder::AeTrainConfig::load(&text, &source, &a.set)?;
+    let mut sinks = Sinks::default();
+    sinks.sinks.push(Box::new(StepConsole { total: cfg.train.steps, last: (Instant::now(), None) }));
+    sinks.sinks.push(Box::new(JsonlSink { path: run_dir.join("events.jsonl") }));
+    let r = tinycats_train::autoencoder::train_autoencoder(&cfg, &run_dir, &mut sinks)?;
+    if a.json {
+        println!("{}", serde_json::to_string(&r)?);
+    } else {
+        let last = r.losses.last().map(|l| l.1).unwrap_or(f64::NAN);
+        println!(
+            "{} steps, last L1 {last:.4}, {:.1} img/s; held-out reconstruction: L1 {:.4}, PSNR {:.2} dB; decoder {:.2} M params, {:.3} GFLOP per image; weights {}",
+            r.steps,
+            r.images_per_s,
+            r.meta.held_out_l1,
+            r.meta.held_out_psnr,
+            r.decoder_params as f64 / 1e6,
+            r.decoder_gflops,
+            r.weights.display()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Args)]
+pub struct EvalAeArgs {
+    /// Autoencoder weights (a run's or models/autoencoder's autoencoder.safetensors).
+    #[arg(long)]
+    autoencoder: PathBuf,
+    /// Prepared images at the autoencoder's size; its cats of the test split are reconstructed.
+    #[arg(long, default_value = DEFAULT_GEN_DATA)]
+    data: PathBuf,
+    /// PNG: 8 test photos (top row) over their reconstructions.
+    #[arg(long, default_value = "reconstructions.png")]
+    out: PathBuf,
+    #[arg(long)]
+    json: bool,
+}
+
+/// `eval-ae`: how much of held-out photos an autoencoder keeps (L1, PSNR, a picture).
+pub fn eval_ae(a: EvalAeArgs) -> Result<ExitCode> {
+    let (ae, meta) = tinycats_train::autoencoder::load_autoencoder(&a.autoencoder)?;
+    let cache = tinycats_data::cache::Cache::open(&a.data)?;
+    if cache.size() as usize != meta.ae.image_size {
+        bail!("--data {}: images are {} px but the autoencoder takes {} px", a.data.display(), cache.size(), meta.ae.image_size);
+    }
+    let idx: Vec<usize> = cache.split(tinycats_data::cache::Split::Test).into_iter().filter(|&i| cache.index.classes[cache.index.entries[i].label] != "other").collect();
+    if let Some(p) = a.out.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(p).with_context(|| format!("cannot create {}", p.display()))?;
+    }
+    let (l1, psnr) = tinycats_train::autoencoder::reconstruction_report(&ae, &cache, &idx, &a.out)?;
+    if a.json {
+        println!("{}", serde_json::json!({"images": idx.len(), "l1": l1, "psnr_db": psnr, "grid": a.out}));
+    } else {
+        println!("{} test-split cats: L1 {l1:.4}, PSNR {psnr:.2} dB (pixels in [0, 1]); grid {}", idx.len(), a.out.display());
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -205,6 +292,7 @@ pub fn breed_index(classes: &[String], name: &str) -> Result<usize> {
 pub fn generate(a: GenerateArgs) -> Result<ExitCode> {
     let path = a.model.clone().unwrap_or_else(|| PathBuf::from(SHIPPED_GENERATOR));
     let (model, meta) = generator::load_generator(&path)?;
+    let painter = generator::Painter::for_generator(&path, &meta)?;
     if a.list {
         println!("{}", meta.classes.join("\n"));
         return Ok(ExitCode::SUCCESS);
@@ -219,9 +307,9 @@ pub fn generate(a: GenerateArgs) -> Result<ExitCode> {
     let mut images = Vec::new();
     for chunk in seeds.chunks(64) {
         let x = generator::sample::<Cpu>(&model, &meta, &vec![breed; chunk.len()], chunk, &opts, &mut |_, _| {});
-        images.extend(generator::to_rgb8(x)?);
+        images.extend(generator::to_rgb8(painter.paint(x))?);
     }
-    let side = meta.dit.image_size;
+    let side = meta.image_size();
     let is_file = a.out.extension().is_some_and(|e| e.eq_ignore_ascii_case("png"));
     if is_file {
         if let Some(p) = a.out.parent().filter(|p| !p.as_os_str().is_empty()) {
@@ -294,12 +382,13 @@ pub fn eval_gen(a: EvalGenArgs) -> Result<ExitCode> {
         bail!("--quantize int8-dynamic quantizes activations at run time, which eval-gen cannot simulate; evaluate the exported file with scripts/onnx_eval.py instead");
     }
     let (model, meta) = generator::load_generator(&path)?;
+    let painter = generator::Painter::for_generator(&path, &meta)?;
     let model = tinycats_export::fake_quantize_linears(model, q);
     // Checked before the classifier and data load, so a wrong path fails at once.
     let guide = match &a.guide_model {
         Some(p) => {
             let (g, gm) = generator::load_generator(p)?;
-            if gm.classes != meta.classes || gm.dit.image_size != meta.dit.image_size {
+            if gm.classes != meta.classes || gm.dit.image_size != meta.dit.image_size || gm.latent != meta.latent {
                 bail!("--guide-model {}: its breeds or image size differ from the generator's", p.display());
             }
             Some((g, gm))
@@ -323,7 +412,7 @@ pub fn eval_gen(a: EvalGenArgs) -> Result<ExitCode> {
         pb.set_length(n as u64);
         pb.set_position(k as u64);
     };
-    let r = tinycats_train::gen_eval::evaluate(&model, &meta, guide.as_ref().map(|(g, m)| (g, m)), &pred, &cache, a.n, &opts, a.seed, Some(&a.out), &mut report)?;
+    let r = tinycats_train::gen_eval::evaluate(&model, &meta, &painter, guide.as_ref().map(|(g, m)| (g, m)), &pred, &cache, a.n, &opts, a.seed, Some(&a.out), &mut report)?;
     pb.finish_and_clear();
     tinycats_data::hashing::write_atomic(&a.out.join("report.json"), &serde_json::to_vec_pretty(&r)?)?;
     if a.json {
@@ -331,7 +420,7 @@ pub fn eval_gen(a: EvalGenArgs) -> Result<ExitCode> {
     } else {
         println!("{} generated vs {} real: FID-like {:.2} (real-vs-real floor {:.2}); breed agreement {:.1}%", r.generated, r.real, r.fid_like, r.fid_like_real_halves, 100.0 * r.agreement);
         match r.real_agreement {
-            Some(v) => println!("ceiling: the classifier on {} real test photos at {} px: {:.1}%", r.real_test, meta.dit.image_size, 100.0 * v),
+            Some(v) => println!("ceiling: the classifier on {} real test photos at {} px: {:.1}%", r.real_test, meta.image_size(), 100.0 * v),
             None => println!("ceiling: not measured ({} has no test split)", data.display()),
         }
         for b in &r.per_breed {
@@ -382,6 +471,12 @@ pub fn ship(run: &std::path::Path, out: &std::path::Path, run_meta: &serde_json:
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     let bytes = tinycats_models::weights::read_sharded(&run.join("ema.safetensors"))?;
     tinycats_models::weights::write_sharded(&out.join("generator.safetensors"), &bytes, tinycats_models::weights::SHARD_LIMIT, &|p, b| tinycats_data::hashing::write_atomic(p, b))?;
+    if meta.latent.is_some() {
+        // A latent generator paints through its autoencoder's decoder, which must travel with it.
+        let ae = run.join(generator::AUTOENCODER_FILE);
+        let b = std::fs::read(&ae).with_context(|| format!("{}: a latent generator's run must hold its {}", run.display(), generator::AUTOENCODER_FILE))?;
+        tinycats_data::hashing::write_atomic(&out.join(generator::AUTOENCODER_FILE), &b)?;
+    }
     let cfg_table = toml::from_str::<toml::Table>(&cfg_text).ok();
     let data_cache = cfg_table.as_ref().and_then(|t| Some(t.get("data")?.get("cache")?.as_str()?.to_string()));
     let manifest = serde_json::json!({"arch": "dit", "version": version, "run_id": run_id, "classes": meta.classes, "null_class": meta.null_class(), "image_size": meta.dit.image_size, "target": meta.target, "ema": meta.ema, "step": meta.step, "dit": meta.dit, "data_cache": data_cache});

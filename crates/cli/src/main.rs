@@ -40,6 +40,8 @@ enum Cmd {
     Generate(gen_cmd::GenerateArgs),
     /// Evaluate a generator: FID-like score on EfficientNet-Lite0 embeddings and breed agreement.
     EvalGen(gen_cmd::EvalGenArgs),
+    /// Reconstruct held-out photos with a latent autoencoder: L1, PSNR and a picture.
+    EvalAe(gen_cmd::EvalAeArgs),
     /// Export a classifier or generator to ONNX (optionally fp16 / int8 weights).
     Export(export_cmd::ExportArgs),
     /// Tracked runs (SQLite run store): list, show, compare.
@@ -84,6 +86,7 @@ fn main() -> ExitCode {
         Cmd::Serve(a) => serve_cmd::serve(a),
         Cmd::Export(a) => export_cmd::export(a),
         Cmd::EvalGen(a) => on_pool(move || gen_cmd::eval_gen(a)),
+        Cmd::EvalAe(a) => on_pool(move || gen_cmd::eval_ae(a)),
     };
     match res {
         Ok(code) => code,

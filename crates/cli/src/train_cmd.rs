@@ -15,6 +15,8 @@ pub enum TrainCmd {
     Classifier(ClassifierArgs),
     /// Train the class-conditional DiT generator with flow matching.
     Generator(crate::gen_cmd::GeneratorArgs),
+    /// Train the latent autoencoder a latent generator diffuses in (`data.autoencoder`).
+    Autoencoder(crate::gen_cmd::AutoencoderArgs),
 }
 
 struct ShipOut {
@@ -168,6 +170,7 @@ pub fn run_setup(kind: &str, config: Option<&std::path::Path>, run_dir: Option<&
 pub fn run(cmd: TrainCmd) -> Result<ExitCode> {
     match cmd {
         TrainCmd::Generator(a) => return crate::gen_cmd::train(a),
+        TrainCmd::Autoencoder(a) => return crate::gen_cmd::train_autoencoder(a),
         TrainCmd::Classifier(a) => {
             let (text, source, run_dir) = run_setup("classifier", a.config.as_deref(), a.run_dir.as_deref(), a.resume, &a.set)?;
             let cfg = ClassifierConfig::load(&text, &source, &a.set)?;

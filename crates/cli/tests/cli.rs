@@ -370,3 +370,69 @@ fn generator_train_generate_export_end_to_end() {
     let o = tc(&["export", "--model", &s(&junk), "--out", &s(&t.path().join("j.onnx"))]);
     assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("junk.safetensors"), "{}", String::from_utf8_lossy(&o.stderr));
 }
+
+#[test]
+fn latent_generator_train_generate_ship_export() {
+    let t = tempfile::tempdir().unwrap();
+    let s = |p: &Path| p.to_string_lossy().to_string();
+    let (src, ds, ae_run, run) = (t.path().join("src"), t.path().join("ds"), t.path().join("ae"), t.path().join("run"));
+    assert!(tc(&["data", "fixture", &s(&src), "--breeds", "all-cats", "--per-class", "2", "--size", "32"]).status.success());
+    ok_json(&["data", "import", &s(&src), "--dest", &s(&ds), "--json"]);
+    ok_json(&["data", "verify", &s(&ds), "--json"]);
+    let p = ok_json(&["data", "prepare", &s(&ds), "--size", "16", "--split", "0.5,0,0.5", "--json"]);
+    let cache = p["out"].as_str().unwrap().to_string();
+    let ae = ok_json(&[
+        "train", "autoencoder", "--run-dir", &s(&ae_run), "--set", &format!("data.cache=\"{cache}\""), "--set", "model.width=8", "--set", "model.levels=1",
+        "--set", "train.steps=3", "--set", "train.crop=8", "--set", "train.batch_size=4", "--json",
+    ]);
+    assert_eq!(ae["meta"]["ae"]["latent_channels"], 4);
+    let ae_file = s(&ae_run.join("autoencoder.safetensors"));
+    assert!(ae_run.join("reconstructions.png").is_file());
+    // eval-ae reconstructs the held-out (test-split) cats.
+    let grid = t.path().join("rec/r.png");
+    let r = ok_json(&["eval-ae", "--autoencoder", &ae_file, "--data", &cache, "--out", &s(&grid), "--json"]);
+    let index: serde_json::Value = serde_json::from_slice(&std::fs::read(Path::new(&cache).join("index.json")).unwrap()).unwrap();
+    let test_cats = index["entries"].as_array().unwrap().iter().filter(|e| e["split"] == "test" && index["classes"][e["label"].as_u64().unwrap() as usize] != "other").count();
+    assert!(test_cats > 0);
+    assert_eq!(r["images"], test_cats, "{r}");
+    assert!(r["psnr_db"].as_f64().unwrap() > 0.0 && grid.is_file(), "{r}");
+    let o = tc(&["eval-ae", "--autoencoder", &s(&t.path().join("none.safetensors")), "--data", &cache]);
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("none.safetensors"));
+    let o = tc(&[
+        "train", "generator", "--run-dir", &s(&run), "--set", "model.preset=tiny", "--set", "model.patch=2", "--set", &format!("data.cache=\"{cache}\""),
+        "--set", &format!("data.autoencoder=\"{ae_file}\""), "--set", "train.steps=2", "--set", "train.batch_size=4", "--set", "predictions.every=2",
+        "--set", "predictions.sample_steps=2", "--json", "--store", &s(&t.path().join("store.db")),
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("8 latent ×4 channels") && err.contains("(16 tokens)"), "the DiT line shows the latent shape: {err}");
+    // Painted through the decoder: a 2×2 grid of 16-px images with 2-px gaps is 38 px wide.
+    let ema = s(&run.join("ema.safetensors"));
+    let grid = t.path().join("grid.png");
+    let o = tc(&["generate", "--model", &ema, "--breed", "bengal", "--n", "4", "--steps", "2", "--out", &s(&grid)]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(image::image_dimensions(&grid).unwrap(), (38, 38));
+    // ship carries the autoencoder; export writes the DiT and the decoder graph it names.
+    let shipped = t.path().join("shipped");
+    let o = tc(&["ship", "--run", &s(&run), "--out", &s(&shipped)]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(shipped.join("autoencoder.safetensors").is_file());
+    let onnx = t.path().join("out/g.int8.onnx");
+    let o = tc(&["export", "--model", &s(&shipped.join("generator.safetensors")), "--out", &s(&onnx), "--quantize", "int8"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let m = tinycats_export::decode(&std::fs::read(&onnx).unwrap()).unwrap();
+    assert_eq!(tinycats_export::metadata(&m, "decoder").as_deref(), Some("g.int8.decoder.onnx"));
+    assert_eq!(tinycats_export::metadata(&m, "latent_size").as_deref(), Some("8"));
+    assert_eq!(tinycats_export::metadata(&m, "image_size").as_deref(), Some("16"));
+    let d = tinycats_export::decode(&std::fs::read(t.path().join("out/g.int8.decoder.onnx")).unwrap()).unwrap();
+    assert_eq!(tinycats_export::metadata(&d, "kind").as_deref(), Some("latent_decoder"));
+    // Without its autoencoder a latent generator is refused by name, and nothing is written.
+    std::fs::remove_file(shipped.join("autoencoder.safetensors")).unwrap();
+    let never = t.path().join("never.onnx");
+    let o = tc(&["export", "--model", &s(&shipped.join("generator.safetensors")), "--out", &s(&never)]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("autoencoder"), "{err}");
+    assert!(!never.exists() && !t.path().join("never.decoder.onnx").exists());
+    let o = tc(&["generate", "--model", &s(&shipped.join("generator.safetensors")), "--breed", "bengal", "--out", &s(&never)]);
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("autoencoder"));
+}

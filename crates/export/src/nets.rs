@@ -1,4 +1,5 @@
-//! The two exported graphs, written op by op to mirror the burn forward passes.
+//! The exported graphs (classifier, DiT, latent decoder), written op by op to mirror the burn
+//! forward passes.
 
 use crate::graph::{model, value_info, Attr, Builder};
 use crate::onnx::tensor_proto::DataType;
@@ -7,6 +8,8 @@ use anyhow::{anyhow, bail, Result};
 use burn::nn::Linear;
 use burn::prelude::*;
 use std::collections::BTreeMap;
+use burn::nn::conv::Conv2d;
+use tinycats_models::autoencoder::Decoder;
 use tinycats_models::classifier::{Tail, POOLED};
 use tinycats_models::dit::{pos_embed_2d, Dit, T_FREQ, T_SCALE};
 use tinycats_models::efficientnet::{ConvBn, EfficientNetLite0, MbConv};
@@ -262,5 +265,65 @@ pub fn dit(m: &Dit<Cpu>, meta: &[(String, String)]) -> Result<Exported> {
         vec![value_info(out_name, DataType::Float, &[None, Some(c.channels), sz, sz])],
         meta,
     );
+    Ok(Exported { model, weight_axis })
+}
+
+// ---- latent decoder --------------------------------------------------------------------------
+
+/// A 3×3 convolution with symmetric padding 1 (the autoencoder's only convolution).
+fn conv3(b: &mut Builder, x: &str, c: &Conv2d<Cpu>, name: &str) -> Result<String> {
+    let dims = c.weight.dims();
+    let stride = c.stride[0] as i64;
+    let w = b.weight(&format!("{name}.weight"), &dims, &vec_of(c.weight.val())?, Some(0));
+    let bias = match &c.bias {
+        Some(p) => vec_of(p.val())?,
+        None => vec![0.0; dims[0]],
+    };
+    let bias = b.weight(&format!("{name}.bias"), &[dims[0]], &bias, None);
+    Ok(b.node(
+        "Conv",
+        &[x, &w, &bias],
+        vec![("kernel_shape", Attr::Ints(vec![3, 3])), ("strides", Attr::Ints(vec![stride, stride])), ("pads", Attr::Ints(vec![1, 1, 1, 1])), ("group", Attr::Int(1))],
+    ))
+}
+
+/// Latent decoder graph: `latent` float32 [N,C,L,L], the generator's normalised latent →
+/// `image` [N,3,S,S] in [-1,1], as `autoencoder::decode` (de-normalise, decode, clamp).
+pub fn decoder(d: &Decoder<Cpu>, mean: &[f32], std: &[f32], meta: &[(String, String)]) -> Result<Exported> {
+    let c = d.cfg;
+    if mean.len() != c.latent_channels || std.len() != c.latent_channels {
+        bail!("latent statistics have {} / {} channels, the decoder {}", mean.len(), std.len(), c.latent_channels);
+    }
+    let mut b = Builder::default();
+    let (s, m) = (b.const_f32(&[1, c.latent_channels, 1, 1], std), b.const_f32(&[1, c.latent_channels, 1, 1], mean));
+    let z = b.op("Mul", &["latent", &s]);
+    let z = b.op("Add", &[&z, &m]);
+    let mut h = conv3(&mut b, &z, &d.conv_in, "decoder.conv_in")?;
+    let mut side = c.latent_size();
+    for (i, l) in d.up.iter().enumerate().rev() {
+        let name = format!("decoder.up.{i}");
+        let a = silu(&mut b, &h);
+        let a = conv3(&mut b, &a, &l.res.conv1, &format!("{name}.res.conv1"))?;
+        let a = silu(&mut b, &a);
+        let a = conv3(&mut b, &a, &l.res.conv2, &format!("{name}.res.conv2"))?;
+        h = b.op("Add", &[&h, &a]);
+        let a = silu(&mut b, &h);
+        // Nearest ×2: [N,C,H,W] → [N,C,H,1,W,1] → expand [N,C,H,2,W,2] → [N,C,2H,2W].
+        let ch = l.res.conv1.weight.dims()[0] as i64;
+        let (s6, e6, s4) = (b.const_i64(&[0, ch, side as i64, 1, side as i64, 1]), b.const_i64(&[1, 1, 1, 2, 1, 2]), b.const_i64(&[0, ch, 2 * side as i64, 2 * side as i64]));
+        let a = b.op("Reshape", &[&a, &s6]);
+        let a = b.op("Expand", &[&a, &e6]);
+        let a = b.op("Reshape", &[&a, &s4]);
+        side *= 2;
+        h = conv3(&mut b, &a, &l.conv, &format!("{name}.conv"))?;
+    }
+    let a = silu(&mut b, &h);
+    let y = conv3(&mut b, &a, &d.conv_out, "decoder.conv_out")?;
+    let (lo, hi) = (b.scalar(-1.0), b.scalar(1.0));
+    b.op("Clip", &[&y, &lo, &hi]);
+    b.name_last_output("image");
+    let (l, sz) = (Some(c.latent_size()), Some(c.image_size));
+    let weight_axis = b.weight_axis.clone();
+    let model = model(b, "tinycats_decoder", vec![value_info("latent", DataType::Float, &[None, Some(c.latent_channels), l, l])], vec![value_info("image", DataType::Float, &[None, Some(c.channels), sz, sz])], meta);
     Ok(Exported { model, weight_axis })
 }

@@ -280,3 +280,28 @@ fn dit_int8_dynamic_runs_every_linear_in_integers() {
     let d = r["max_abs_diff"].as_f64().unwrap();
     assert!(d > 0.0, "activations must be rounded (max |diff| {d} against float activations)");
 }
+
+#[test]
+fn latent_decoder_matches_tract_and_onnxruntime() {
+    use tinycats_models::autoencoder::{AeConfig, Autoencoder};
+    let dev = Default::default();
+    let cfg = AeConfig { image_size: 16, channels: 3, latent_channels: 4, width: 8, levels: 2 };
+    let ae = Autoencoder::<Cpu>::new(cfg, &dev);
+    let (mean, std) = (vec![0.1f32, -0.2, 0.3, 0.0], vec![0.5f32, 1.5, 2.0, 0.8]);
+    let z = Tensor::<Cpu, 4>::random([2, 4, 4, 4], burn::tensor::Distribution::Normal(0.0, 1.0), &dev);
+    // The burn decode path of a latent generator: de-normalise, decode, clamp.
+    let denorm = z.clone() * Tensor::<Cpu, 4>::from_data(TensorData::new(std.clone(), [1, 4, 1, 1]), &dev) + Tensor::<Cpu, 4>::from_data(TensorData::new(mean.clone(), [1, 4, 1, 1]), &dev);
+    let want: Vec<f32> = ae.decoder.forward(denorm).clamp(-1.0, 1.0).into_data().to_vec().unwrap();
+    assert!(want.iter().any(|v| v.abs() > 1e-3), "the decoder must produce a non-trivial output");
+    let e = nets::decoder(&ae.decoder, &mean, &std, &[]).unwrap();
+    let bytes = tinycats_export::encode(&quantize(e, Quantize::None));
+    let got = tract_run(&bytes, vec![z.clone()], vec![]);
+    let d = max_diff(&got, &want);
+    assert!(d <= 1e-4, "tract vs burn: max |diff| {d}");
+    let zv: Vec<f32> = z.into_data().to_vec().unwrap();
+    let r = onnxruntime_check(&bytes, vec![("latent", "float32", vec![2, 4, 4, 4], f32_bytes(&zv))], &want, &[2, 3, 16, 16], 1e-4);
+    assert_eq!(r["checker"], "ok");
+    // Wrong statistics are refused by name.
+    let err = nets::decoder(&ae.decoder, &mean[..3], &std, &[]).err().expect("3 means for 4 channels accepted").to_string();
+    assert!(err.contains("channels"), "{err}");
+}

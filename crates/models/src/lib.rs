@@ -1,6 +1,7 @@
 //! Model definitions, generic over the burn backend. They know nothing of files or HTTP:
 //! weights come in as a name → tensor map (see `weights`), images as tensors.
 
+pub mod autoencoder;
 pub mod classifier;
 pub mod cnn;
 pub mod dit;

@@ -137,6 +137,7 @@ pub fn agreement_counts(classes: &[String], clf: &[String], labels: &[usize], pr
 pub fn evaluate(
     model: &Dit<Cpu>,
     meta: &GeneratorMeta,
+    painter: &generator::Painter,
     guide: Option<(&Dit<Cpu>, &GeneratorMeta)>,
     pred: &Predictor,
     cache: &Cache,
@@ -146,7 +147,7 @@ pub fn evaluate(
     grid_dir: Option<&Path>,
     progress: &mut dyn FnMut(&str, usize, usize),
 ) -> Result<GenEval> {
-    let side = meta.dit.image_size;
+    let side = meta.image_size();
     if cache.size() as usize != side {
         bail!("real images in {} are {} px; the generator paints {side} px (prepare the data at {side})", cache.index.classes.join(","), cache.size());
     }
@@ -159,7 +160,7 @@ pub fn evaluate(
         for chunk in (0..per as u64).collect::<Vec<_>>().chunks(50) {
             let seeds: Vec<u64> = chunk.iter().map(|s| seed + (b as u64) * 1_000_000 + s).collect();
             let x = generator::sample_guided_by::<Cpu>(model, guide.map(|(g, m)| (g, m.target.as_str())), meta, &vec![b; seeds.len()], &seeds, opts, &mut |_, _| {});
-            imgs.extend(generator::to_rgb8(x)?);
+            imgs.extend(generator::to_rgb8(painter.paint(x))?);
             progress("generate", b * per + imgs.len(), k * per);
         }
         if let Some(dir) = grid_dir {

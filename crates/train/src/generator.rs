@@ -25,6 +25,8 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 use tinycats_data::cache::{Cache, Split};
 use tinycats_data::loader::{Augment, Loader, LoaderConfig};
+use crate::autoencoder::{load_autoencoder, AeMeta};
+use tinycats_models::autoencoder::Decoder;
 use tinycats_models::dit::{Dit, DitConfig};
 use tinycats_models::{Cpu, CpuTrain};
 
@@ -37,11 +39,15 @@ pub struct GenDataConfig {
     pub exclude: Vec<String>,
     /// Splits trained on (the test split stays untouched for the classifier).
     pub splits: Vec<String>,
+    /// A latent autoencoder (`tinycats train autoencoder`): when set, the DiT learns the
+    /// autoencoder's normalised latents of the images instead of their pixels, and its decoder
+    /// paints the result. Empty: pixel space.
+    pub autoencoder: PathBuf,
 }
 
 impl Default for GenDataConfig {
     fn default() -> Self {
-        Self { cache: PathBuf::from("data/pets/prepared/64-cats_other-crop"), exclude: vec!["other".into()], splits: vec!["train".into(), "val".into()] }
+        Self { cache: PathBuf::from("data/pets/prepared/64-cats_other-crop"), exclude: vec!["other".into()], splits: vec!["train".into(), "val".into()], autoencoder: PathBuf::new() }
     }
 }
 
@@ -229,11 +235,54 @@ pub struct GeneratorMeta {
     pub target: String,
     pub step: usize,
     pub ema: bool,
+    /// Latent generators: the autoencoder whose latents the DiT learned (its weights are the
+    /// file `AUTOENCODER_FILE` beside the generator's). None: the DiT paints pixels.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latent: Option<AeMeta>,
 }
 
 impl GeneratorMeta {
     pub fn null_class(&self) -> usize {
         self.classes.len()
+    }
+
+    /// Side of the images this generator paints (the DiT's own side for pixel generators).
+    pub fn image_size(&self) -> usize {
+        self.latent.as_ref().map_or(self.dit.image_size, |l| l.ae.image_size)
+    }
+}
+
+/// The file beside a latent generator's weights that holds its autoencoder.
+pub const AUTOENCODER_FILE: &str = "autoencoder.safetensors";
+
+/// Turns what the sampler returns into images in [-1, 1]: unchanged for a pixel generator,
+/// through the autoencoder's decoder for a latent one.
+pub struct Painter {
+    decoder: Option<(Decoder<Cpu>, AeMeta)>,
+}
+
+impl Painter {
+    /// For pixel generators.
+    pub fn pixels() -> Self {
+        Painter { decoder: None }
+    }
+
+    /// The painter of the generator saved at `path` (whose metadata is `meta`).
+    pub fn for_generator(path: &Path, meta: &GeneratorMeta) -> Result<Self> {
+        let Some(want) = &meta.latent else { return Ok(Self::pixels()) };
+        let ae_path = path.parent().unwrap_or(Path::new(".")).join(AUTOENCODER_FILE);
+        let (ae, got) = load_autoencoder(&ae_path).with_context(|| format!("{} is a latent generator; its autoencoder must lie beside it", path.display()))?;
+        if got != *want {
+            bail!("{}: this autoencoder is not the one {} was trained with (its shape or latent statistics differ)", ae_path.display(), path.display());
+        }
+        Ok(Painter { decoder: Some((ae.decoder, got)) })
+    }
+
+    pub fn paint(&self, x: Tensor<Cpu, 4>) -> Tensor<Cpu, 4> {
+        match &self.decoder {
+            Some((d, m)) => crate::autoencoder::decode(d, m, x),
+            None => x,
+        }
     }
 }
 
@@ -653,12 +702,46 @@ pub fn training_set(cfg: &GeneratorConfig, cache: &Cache) -> Result<(Vec<usize>,
 pub fn train_generator(cfg: &GeneratorConfig, run_dir: &Path, sinks: &mut Sinks, opts: &GenOptions) -> Result<GenResult> {
     let cache = Cache::open(&cfg.data.cache)?;
     let (idx, classes, map) = training_set(cfg, &cache)?;
-    let dit = cfg.dit(classes.len()).map_err(|e| anyhow!("{e}"))?;
-    if cache.size() as usize != dit.image_size {
+    let mut dit = cfg.dit(classes.len()).map_err(|e| anyhow!("{e}"))?;
+    // Latent space: the DiT takes the autoencoder's latent shape, and every training image is
+    // encoded once, in both orientations (a mirrored image's latent is not the mirrored latent).
+    let latent = if cfg.data.autoencoder.as_os_str().is_empty() {
+        None
+    } else {
+        if cfg.repa.enabled() {
+            bail!("config keys `repa.weight` and `data.autoencoder`: REPA aligns pixel-space tokens and cannot be used with a latent generator");
+        }
+        let (ae, am) = load_autoencoder(&cfg.data.autoencoder).context("config key `data.autoencoder`")?;
+        if cache.size() as usize != am.ae.image_size {
+            bail!("config key `data.cache`: images are {} px but the autoencoder {} takes {} px", cache.size(), cfg.data.autoencoder.display(), am.ae.image_size);
+        }
+        dit.image_size = am.ae.latent_size();
+        dit.channels = am.ae.latent_channels;
+        dit.check().map_err(|e| anyhow!("model.patch with the latent {0}×{0}×{1}: {e}", dit.image_size, dit.channels))?;
+        Some((ae, am))
+    };
+    if latent.is_none() && cache.size() as usize != dit.image_size {
         bail!("config key `data.cache`: images are {} px but model.preset `{}` is {} px; prepare the data at {} (tinycats data prepare --size {})", cache.size(), cfg.model.preset, dit.image_size, dit.image_size, dit.image_size);
     }
     let ckpt = run_dir.join("checkpoints");
     std::fs::create_dir_all(&ckpt).with_context(|| format!("cannot create run folder {}", run_dir.display()))?;
+    let (latent_meta, latents, painter) = match latent {
+        Some((ae, am)) => {
+            let copy = run_dir.join(AUTOENCODER_FILE);
+            if std::fs::canonicalize(&cfg.data.autoencoder).ok() != std::fs::canonicalize(&copy).ok() {
+                let bytes = std::fs::read(&cfg.data.autoencoder).with_context(|| format!("cannot read {}", cfg.data.autoencoder.display()))?;
+                tinycats_data::hashing::write_atomic(&copy, &bytes)?;
+            }
+            let z = [crate::autoencoder::encode(&ae, &am, &cache, &idx, false)?, crate::autoencoder::encode(&ae, &am, &cache, &idx, true)?];
+            (Some(am.clone()), Some(z), Painter { decoder: Some((ae.decoder, am)) })
+        }
+        None => (None, None, Painter::pixels()),
+    };
+    // Cache index → row of `latents`.
+    let mut row = vec![usize::MAX; cache.len()];
+    for (k, &i) in idx.iter().enumerate() {
+        row[i] = k;
+    }
     tinycats_data::hashing::write_atomic(&run_dir.join("config.toml"), toml::to_string(cfg)?.as_bytes())?;
     let cfg_json = serde_json::to_value(cfg)?;
     sinks.emit(|s| s.on_start(&cfg_json));
@@ -709,12 +792,13 @@ pub fn train_generator(cfg: &GeneratorConfig, run_dir: &Path, sinks: &mut Sinks,
             popt = popt.load_record(Recorder::<CpuTrain>::load(&Rec::default(), read("projoptim")?, &dev).map_err(|e| anyhow!("--resume: REPA optimizer: {e:?}"))?);
         }
     }
-    let aug = Augment { random_resized_crop: false, hflip: cfg.objective.hflip, color_jitter: 0.0, ..Augment::default() };
+    // Latent runs pick the orientation themselves (below), from the pre-encoded pair.
+    let aug = Augment { random_resized_crop: false, hflip: cfg.objective.hflip && latents.is_none(), color_jitter: 0.0, ..Augment::default() };
     let bs = cfg.train.batch_size;
     let loader = Loader::new(&cache, idx, LoaderConfig { batch_size: bs, shuffle: true, drop_last: true, seed: cfg.train.seed, augment: aug, ..Default::default() });
     let per_epoch = loader.batches_per_epoch().max(1);
-    let per_image = 3 * dit.image_size * dit.image_size;
-    let meta = |step: usize, is_ema: bool| GeneratorMeta { dit, classes: classes.clone(), target: cfg.objective.target.clone(), step, ema: is_ema };
+    let per_image = dit.channels * dit.image_size * dit.image_size;
+    let meta = |step: usize, is_ema: bool| GeneratorMeta { dit, classes: classes.clone(), target: cfg.objective.target.clone(), step, ema: is_ema, latent: latent_meta.clone() };
     let (ema_path, raw_path) = (run_dir.join("ema.safetensors"), run_dir.join("raw.safetensors"));
     let end = opts.stop_after_steps.map(|k| (st.step + k).min(cfg.train.steps)).unwrap_or(cfg.train.steps);
     let t0 = Instant::now();
@@ -735,7 +819,20 @@ pub fn train_generator(cfg: &GeneratorConfig, run_dir: &Path, sinks: &mut Sinks,
             let draws = draw_step(&cfg.objective, cfg.train.seed, micro, &labels, per_image, classes.len());
             // REPA targets before the pixels move into the tensor (flip detection reads them).
             let repa_targets = targets.as_ref().map(|tg| tg.batch(&cache, &b.indices, &b.images)).transpose()?;
-            let x1 = Tensor::<CpuTrain, 4>::from_data(TensorData::new(b.images, [labels.len(), 3, dit.image_size, dit.image_size]), &dev) * 2.0 - 1.0;
+            let shape = [labels.len(), dit.channels, dit.image_size, dit.image_size];
+            let x1 = match &latents {
+                None => Tensor::<CpuTrain, 4>::from_data(TensorData::new(b.images, shape), &dev) * 2.0 - 1.0,
+                Some(z) => {
+                    // Its own stream, so the noise, t and label draws match a pixel run's.
+                    let mut rng = ChaCha8Rng::seed_from_u64(cfg.train.seed ^ 0x5EED_F11D ^ (micro as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+                    let mut x = Vec::with_capacity(labels.len() * per_image);
+                    for &i in &b.indices {
+                        let flip = cfg.objective.hflip && rng.gen_bool(0.5);
+                        x.extend_from_slice(&z[flip as usize][row[i] * per_image..][..per_image]);
+                    }
+                    Tensor::<CpuTrain, 4>::from_data(TensorData::new(x, shape), &dev)
+                }
+            };
             let (loss, _, tokens) = flow_loss_with_tokens(&model, x1, &draws, &cfg.objective.target, if repa_on { cfg.repa.block } else { 0 });
             let lv: f32 = loss.clone().into_scalar().elem();
             if !lv.is_finite() {
@@ -809,19 +906,20 @@ pub fn train_generator(cfg: &GeneratorConfig, run_dir: &Path, sinks: &mut Sinks,
             let pairs: Vec<(usize, u64)> = cfg.predictions.seeds.iter().flat_map(|&s| (0..classes.len()).map(move |b| (b, s))).collect();
             let (breeds, seeds): (Vec<usize>, Vec<u64>) = pairs.iter().copied().unzip();
             let t_sample = Instant::now();
-            let x = sample(&ema, &m, &breeds, &seeds, &SampleOptions::new(cfg.predictions.sample_steps, cfg.predictions.cfg, Solver::Euler), &mut |_, _| {});
+            let x = painter.paint(sample(&ema, &m, &breeds, &seeds, &SampleOptions::new(cfg.predictions.sample_steps, cfg.predictions.cfg, Solver::Euler), &mut |_, _| {}));
             let latency_ms = 1e3 * t_sample.elapsed().as_secs_f64() / pairs.len().max(1) as f64;
             let imgs = to_rgb8(x)?;
             let path = run_dir.join(format!("samples/step-{:07}.png", st.step));
             std::fs::create_dir_all(path.parent().expect("has parent"))?;
-            grid_png(&imgs, dit.image_size, classes.len(), &path)?;
+            let side = m.image_size();
+            grid_png(&imgs, side, classes.len(), &path)?;
             // One thumbnail per (breed, seed) pair, so each pair can be followed across steps.
             let thumbs = format!("samples/step-{:07}", st.step);
             std::fs::create_dir_all(run_dir.join(&thumbs))?;
             let mut preds = Vec::with_capacity(pairs.len());
             for (k, &(b, s)) in pairs.iter().enumerate() {
                 let rel = format!("{thumbs}/{}-seed{s}.png", classes[b]);
-                grid_png(&imgs[k..k + 1], dit.image_size, 1, &run_dir.join(&rel))?;
+                grid_png(&imgs[k..k + 1], side, 1, &run_dir.join(&rel))?;
                 preds.push(crate::sink::Prediction { epoch: st.step, step: st.step, sample_id: format!("{}#seed{s}", classes[b]), label: b, top: vec![], image: Some(rel), latency_ms });
             }
             sinks.emit(|s| s.on_predictions(&preds));

@@ -50,6 +50,17 @@ describe('model info', () => {
     expect(generatorInfo({ labels: '["a"]', null_class: '7', target: 'x' })).toMatchObject({ nullClass: 7, target: 'x' });
     expect(() => generatorInfo({ labels: '["a"]', target: 'eps' })).toThrow(/target/);
   });
+  it('generator: pixel models sample 3×S×S; latent models name their decoder and latent shape', () => {
+    expect(generatorInfo({ labels: '["a"]', image_size: '64' })).toMatchObject({ channels: 3, sampleSize: 64, imageSize: 64 });
+    expect(generatorInfo({ labels: '["a"]' }).decoder).toBeUndefined();
+    const latent = generatorInfo({ labels: '["a"]', image_size: '64', latent_channels: '4', latent_size: '16', decoder: 'generator.int8.decoder.onnx' });
+    expect(latent).toMatchObject({ channels: 4, sampleSize: 16, imageSize: 64, decoder: 'generator.int8.decoder.onnx' });
+    // The decoder is fetched beside the generator: no paths, no other hosts.
+    for (const bad of ['../x.onnx', 'https://evil/x.onnx', 'dir/x.onnx', 'x.bin'])
+      expect(() => generatorInfo({ labels: '["a"]', latent_channels: '4', latent_size: '16', decoder: bad })).toThrow(/decoder/);
+    expect(() => generatorInfo({ labels: '["a"]', latent_channels: '4', latent_size: '16' })).toThrow(/no "decoder"/);
+    expect(() => generatorInfo({ labels: '["a"]', latent_channels: '0', latent_size: '16', decoder: 'd.onnx' })).toThrow(/positive/);
+  });
   it('bad labels give a clear error', () => {
     expect(() => classifierInfo({})).toThrow(/no "labels"/);
     expect(() => classifierInfo({ labels: 'nope' })).toThrow(/not JSON/);

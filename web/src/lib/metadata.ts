@@ -82,7 +82,14 @@ export interface GeneratorInfo {
   kind: 'generator';
   labels: string[];
   nullClass: number;
+  /** Side of the painted image. */
   imageSize: number;
+  /** Shape of what the network samples: [channels, sampleSize, sampleSize]. Pixels (3, imageSize)
+   * for a pixel generator; an autoencoder's latent for a latent one. */
+  channels: number;
+  sampleSize: number;
+  /** Latent generators: the decoder graph's file name, beside the generator's file. */
+  decoder?: string;
   target: 'velocity' | 'x';
   modelVersion: string;
 }
@@ -127,12 +134,23 @@ export function generatorInfo(props: Record<string, string>): GeneratorInfo {
   const labels = parseLabels(props);
   const target = props.target ?? 'velocity';
   if (target !== 'velocity' && target !== 'x') throw new Error(`model metadata "target" must be "velocity" or "x", not "${target}"`);
+  const imageSize = parseIntProp(props, 'image_size', 64);
+  const decoder = props.decoder;
+  // A bare file name: the decoder is fetched from the generator's own folder, nowhere else.
+  if (decoder !== undefined && !/^[A-Za-z0-9._-]+\.onnx$/.test(decoder)) throw new Error(`model metadata "decoder" must be a plain .onnx file name, not "${decoder}"`);
+  const channels = parseIntProp(props, 'latent_channels', 3);
+  const sampleSize = parseIntProp(props, 'latent_size', imageSize);
+  if (channels === 0 || sampleSize === 0) throw new Error('model metadata "latent_channels" and "latent_size" must be positive');
+  if (decoder === undefined && (channels !== 3 || sampleSize !== imageSize)) throw new Error('model metadata describes a latent shape but names no "decoder"');
   return {
     kind: 'generator',
     labels,
     // Convention of the exporter: the null (unconditional) class follows the real ones.
     nullClass: parseIntProp(props, 'null_class', labels.length),
-    imageSize: parseIntProp(props, 'image_size', 64),
+    imageSize,
+    channels,
+    sampleSize,
+    ...(decoder !== undefined ? { decoder } : {}),
     target,
     modelVersion: props.model_version ?? 'unknown',
   };

@@ -19,6 +19,8 @@ interface Loaded {
   info: ClassifierInfo | GeneratorInfo;
   ep: Ep; // provider of the main session
   sessions: Map<Ep, ort.InferenceSession>;
+  /** Latent generators: the decoder that turns a sampled latent into pixels (main provider). */
+  decoder?: ort.InferenceSession;
 }
 
 const models = new Map<ModelKind, Loaded>();
@@ -114,13 +116,22 @@ async function handleLoad(req: Extract<Request, { type: 'load' }>): Promise<void
     useCache: req.useCache,
   });
   const info = parseInfo(bytes);
-  for (const s of models.get(req.model)?.sessions.values() ?? []) await s.release();
+  const old = models.get(req.model);
+  for (const s of old?.sessions.values() ?? []) await s.release();
+  await old?.decoder?.release();
   const { session, ep, fallbackReason } = await createPreferred(bytes, req.ep);
+  let decoder: ort.InferenceSession | undefined;
+  if (info.kind === 'generator' && info.decoder) {
+    // A latent generator's decoder lies beside it (metadata holds a bare file name).
+    const url = new URL(info.decoder, new URL(req.url, self.location.href)).href;
+    const dec = await loadModelBytes(url, { versionOf: () => info.modelVersion, onRetry: (r) => post({ type: 'retry', id: req.id, model: req.model, ...r }), useCache: req.useCache });
+    decoder = await createSession(dec.bytes, ep);
+  }
   // One warm-up run, so the first user-visible latency is not the one-off kernel setup.
   const s = info.imageSize;
   if (info.kind === 'classifier') await runClassifier(session, new Float32Array(3 * s * s), s);
-  else await guidedVelocity(session, info, new Float32Array(3 * s * s), 0, 0, 1);
-  models.set(req.model, { bytes, info, ep, sessions: new Map([[ep, session]]) });
+  else await toPixels(decoder, info, await guidedVelocity(session, info, new Float32Array(sampleLength(info)), 0, 0, 1));
+  models.set(req.model, { bytes, info, ep, sessions: new Map([[ep, session]]), decoder });
   post({
     type: 'loaded',
     id: req.id,
@@ -154,15 +165,30 @@ async function handleClassify(req: Extract<Request, { type: 'classify' }>): Prom
   post({ type: 'classified', id: req.id, probs, ms: performance.now() - t0 });
 }
 
+/** Values per sample: pixels (3×S×S) or the latent (C×L×L) a latent generator samples. */
+function sampleLength(info: GeneratorInfo): number {
+  return info.channels * info.sampleSize * info.sampleSize;
+}
+
+/** A sample (or x̂ preview) as CHW pixels in [-1, 1]: itself for a pixel generator, through
+ * the decoder for a latent one. */
+async function toPixels(decoder: ort.InferenceSession | undefined, info: GeneratorInfo, x: Float32Array): Promise<Float32Array> {
+  if (!decoder) return x;
+  const l = info.sampleSize;
+  const out = await decoder.run({ latent: new ort.Tensor('float32', x, [1, info.channels, l, l]) });
+  const name = decoder.outputNames.includes('image') ? 'image' : decoder.outputNames[0];
+  return new Float32Array(out[name].data as Float32Array);
+}
+
 /** One batched (conditional + unconditional) network call → guided velocity; with
  * guided = false one conditional call (batch 1) and no guidance. */
 async function guidedVelocity(session: ort.InferenceSession, info: GeneratorInfo, x: Float32Array, t: number, breed: number, cfg: number, guided = true): Promise<Float32Array> {
-  const s = info.imageSize;
+  const s = info.sampleSize;
   const n = x.length;
   const b = guided ? 2 : 1;
   const inp = batchInputs(x, t, breed, info.nullClass, guided);
   const out = await session.run({
-    x_t: new ort.Tensor('float32', inp.xt, [b, 3, s, s]),
+    x_t: new ort.Tensor('float32', inp.xt, [b, info.channels, s, s]),
     t: new ort.Tensor('float32', inp.t, [b]),
     breed: new ort.Tensor('int64', inp.breed, [b]),
   });
@@ -186,7 +212,7 @@ async function handleGenerate(req: Extract<Request, { type: 'generate' }>): Prom
   if (req.breed >= info.labels.length) throw new Error(`breed index ${req.breed} is out of range (the model has ${info.labels.length} breeds)`);
   const session = await sessionFor('generator', m.ep);
   const s = info.imageSize;
-  const x = gaussianNoise(req.seed, 3 * s * s);
+  const x = gaussianNoise(req.seed, sampleLength(info));
   const stepMs: number[] = [];
   const t0 = performance.now();
   const ts = timeGrid(req.steps, req.timeShift ?? 1);
@@ -194,14 +220,14 @@ async function handleGenerate(req: Extract<Request, { type: 'generate' }>): Prom
   for (let k = 0; k < req.steps; k++) {
     const ts0 = performance.now();
     const v = await guidedVelocity(session, info, x, ts[k], req.breed, req.cfg, guidedAt(ts[k], req.guidanceTo ?? 1));
-    const preview = chwToRgba(previewEstimate(x, v, ts[k]), s, s);
+    const preview = chwToRgba(await toPixels(m.decoder, info, previewEstimate(x, v, ts[k])), s, s);
     // The last step lands on x̂ either way (t' = 1), so it draws no noise.
     if (eta > 0 && k + 1 < req.steps) stochasticStep(x, v, ts[k], ts[k + 1], eta, stepNoise(req.seed, k, x.length));
     else eulerStep(x, v, ts[k + 1] - ts[k]);
     stepMs.push(performance.now() - ts0);
     post({ type: 'step', id: req.id, step: k + 1, steps: req.steps, stepMs: stepMs[k], preview, size: s });
   }
-  post({ type: 'generated', id: req.id, rgba: chwToRgba(x, s, s), size: s, stepMs, totalMs: performance.now() - t0, seed: req.seed });
+  post({ type: 'generated', id: req.id, rgba: chwToRgba(await toPixels(m.decoder, info, x), s, s), size: s, stepMs, totalMs: performance.now() - t0, seed: req.seed });
 }
 
 const BENCH_WARMUP_RUNS = 5;
@@ -217,7 +243,7 @@ async function handleBench(req: Extract<Request, { type: 'bench' }>): Promise<vo
   const run =
     m.info.kind === 'classifier'
       ? () => runClassifier(session, new Float32Array(3 * s * s).fill(0.5), s)
-      : ((info: GeneratorInfo) => () => guidedVelocity(session, info, gaussianNoise(1, 3 * s * s), 0.5, 0, 2))(m.info);
+      : ((info: GeneratorInfo) => () => guidedVelocity(session, info, gaussianNoise(1, sampleLength(info)), 0.5, 0, 2))(m.info);
   // Warm-up: the first run includes allocation, and Chromium first runs WASM from its baseline
   // compiler and swaps in optimised code for hot functions later, compiled in the background on
   // the same 2 cores. Kernels the classifier bench already warmed (float GEMM) are fast at once;

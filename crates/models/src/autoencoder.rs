@@ -1,0 +1,183 @@
+//! A small convolutional autoencoder: 64×64 RGB ↔ a 16×16×4 latent (downsampling f = 4).
+//!
+//! Why: the DiT paper diffuses in an autoencoder's latent space, not on pixels. With f = 4 and
+//! patch 2 the DiT sees 64 tokens instead of the 256 of pixel patch 4, so a step costs about a
+//! quarter, and the fine detail (fur, edges) comes from the decoder's convolutions instead of
+//! one linear unpatchify per token. Only the decoder ships; the encoder prepares training data.
+//!
+//! Layout (widths for `width` = 32, `levels` = 2):
+//! encoder: conv 3→32 @64 → down 32→64 @32 → res 64 → down 64→64 @16 → res 64 → conv 64→4;
+//! decoder: conv 4→64 @16 → res 64 → up + conv 64→64 @32 → res 64 → up + conv 64→32 @64 → conv 32→3.
+//! Residual blocks are pre-activation (SiLU, 3×3, SiLU, 3×3) without normalisation, which keeps
+//! the graph to Conv/Sigmoid/Mul/Add for the ONNX export and makes every image independent of
+//! its batch. Upsampling is nearest-neighbour (a reshape and two repeats).
+
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::PaddingConfig2d;
+use burn::prelude::*;
+use burn::tensor::activation::silu;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AeConfig {
+    pub image_size: usize,
+    pub channels: usize,
+    pub latent_channels: usize,
+    /// Channels at full resolution; every lower level has twice this.
+    pub width: usize,
+    /// Stride-2 steps: the latent is `image_size / 2^levels` on a side.
+    pub levels: usize,
+}
+
+impl Default for AeConfig {
+    fn default() -> Self {
+        Self { image_size: 64, channels: 3, latent_channels: 4, width: 32, levels: 2 }
+    }
+}
+
+impl AeConfig {
+    pub fn latent_size(&self) -> usize {
+        self.image_size >> self.levels
+    }
+
+    /// Channels at level `l` (0 = full resolution).
+    pub fn width_at(&self, l: usize) -> usize {
+        if l == 0 { self.width } else { 2 * self.width }
+    }
+
+    /// Problems with the shape parameters, each naming the field.
+    pub fn check(&self) -> Result<(), String> {
+        if !(1..=4).contains(&self.levels) {
+            return Err(format!("autoencoder.levels ({}) must be 1..=4", self.levels));
+        }
+        if self.image_size == 0 || self.image_size % (1 << self.levels) != 0 {
+            return Err(format!("autoencoder image size ({}) must be a positive multiple of 2^levels ({})", self.image_size, 1 << self.levels));
+        }
+        if self.width == 0 || self.latent_channels == 0 || self.channels == 0 {
+            return Err("autoencoder.width, autoencoder.latent_channels and the image channels must be ≥ 1".into());
+        }
+        Ok(())
+    }
+
+    /// (encoder parameters, decoder parameters, decoder forward FLOPs per image; multiply-add = 2).
+    pub fn params_and_decoder_flops(&self) -> (usize, usize, usize) {
+        let conv = |i: usize, o: usize| 9 * i * o + o;
+        let res = |c: usize| 2 * conv(c, c);
+        let (w, l, z) = (self.width, self.levels, self.latent_channels);
+        let mut enc = conv(self.channels, w) + conv(self.width_at(l), z);
+        let mut dec = conv(z, self.width_at(l)) + conv(w, self.channels);
+        let mut flops = 0usize;
+        let px = |lv: usize| (self.image_size >> lv) * (self.image_size >> lv);
+        flops += 2 * 9 * z * self.width_at(l) * px(l) + 2 * 9 * w * self.channels * px(0);
+        for lv in 0..l {
+            enc += conv(self.width_at(lv), self.width_at(lv + 1)) + res(self.width_at(lv + 1));
+            dec += conv(self.width_at(lv + 1), self.width_at(lv)) + res(self.width_at(lv + 1));
+            let c = self.width_at(lv + 1);
+            flops += 2 * 9 * c * self.width_at(lv) * px(lv) + 2 * 2 * 9 * c * c * px(lv + 1);
+        }
+        (enc, dec, flops)
+    }
+
+    pub fn init<B: Backend>(&self, device: &B::Device) -> Autoencoder<B> {
+        Autoencoder::new(*self, device)
+    }
+}
+
+fn conv3<B: Backend>(cin: usize, cout: usize, stride: usize, device: &B::Device) -> Conv2d<B> {
+    Conv2dConfig::new([cin, cout], [3, 3]).with_stride([stride, stride]).with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1)).init(device)
+}
+
+/// `x + conv(silu(conv(silu(x))))`.
+#[derive(Module, Debug)]
+pub struct Res<B: Backend> {
+    pub conv1: Conv2d<B>,
+    pub conv2: Conv2d<B>,
+}
+
+impl<B: Backend> Res<B> {
+    fn new(c: usize, device: &B::Device) -> Self {
+        Res { conv1: conv3(c, c, 1, device), conv2: conv3(c, c, 1, device) }
+    }
+    pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        x.clone() + self.conv2.forward(silu(self.conv1.forward(silu(x))))
+    }
+}
+
+/// One resolution step: a stride-2 convolution (encoder) or nearest ×2 + convolution (decoder),
+/// then a residual block at the lower-resolution width.
+#[derive(Module, Debug)]
+pub struct Level<B: Backend> {
+    pub conv: Conv2d<B>,
+    pub res: Res<B>,
+}
+
+/// Nearest-neighbour ×2 upsampling.
+pub fn upsample2<B: Backend>(x: Tensor<B, 4>) -> Tensor<B, 4> {
+    let [n, c, h, w] = x.dims();
+    x.reshape([n, c, h, 1, w, 1]).repeat_dim(3, 2).repeat_dim(5, 2).reshape([n, c, 2 * h, 2 * w])
+}
+
+#[derive(Module, Debug)]
+pub struct Encoder<B: Backend> {
+    pub conv_in: Conv2d<B>,
+    /// Level `l` goes from resolution `l` to `l + 1`.
+    pub down: Vec<Level<B>>,
+    pub conv_out: Conv2d<B>,
+}
+
+#[derive(Module, Debug)]
+pub struct Decoder<B: Backend> {
+    pub conv_in: Conv2d<B>,
+    /// Applied in reverse: `up[l]` goes from resolution `l + 1` to `l` (its residual block runs
+    /// first, at the lower resolution).
+    pub up: Vec<Level<B>>,
+    pub conv_out: Conv2d<B>,
+    #[module(skip)]
+    pub cfg: AeConfig,
+}
+
+#[derive(Module, Debug)]
+pub struct Autoencoder<B: Backend> {
+    pub encoder: Encoder<B>,
+    pub decoder: Decoder<B>,
+}
+
+impl<B: Backend> Encoder<B> {
+    /// Images in [-1, 1], NCHW → latents [N, latent_channels, S/2^L, S/2^L] (unscaled).
+    pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        let mut h = self.conv_in.forward(x);
+        for l in &self.down {
+            h = l.res.forward(l.conv.forward(silu(h)));
+        }
+        self.conv_out.forward(silu(h))
+    }
+}
+
+impl<B: Backend> Decoder<B> {
+    /// Latents → images (about [-1, 1]; callers clamp).
+    pub fn forward(&self, z: Tensor<B, 4>) -> Tensor<B, 4> {
+        let mut h = self.conv_in.forward(z);
+        for l in self.up.iter().rev() {
+            h = l.conv.forward(upsample2(silu(l.res.forward(h))));
+        }
+        self.conv_out.forward(silu(h))
+    }
+}
+
+impl<B: Backend> Autoencoder<B> {
+    pub fn new(cfg: AeConfig, device: &B::Device) -> Self {
+        let levels = 0..cfg.levels;
+        let down = levels.clone().map(|l| Level { conv: conv3(cfg.width_at(l), cfg.width_at(l + 1), 2, device), res: Res::new(cfg.width_at(l + 1), device) }).collect();
+        let up = levels.map(|l| Level { conv: conv3(cfg.width_at(l + 1), cfg.width_at(l), 1, device), res: Res::new(cfg.width_at(l + 1), device) }).collect();
+        let top = cfg.width_at(cfg.levels);
+        Autoencoder {
+            encoder: Encoder { conv_in: conv3(cfg.channels, cfg.width, 1, device), down, conv_out: conv3(top, cfg.latent_channels, 1, device) },
+            decoder: Decoder { conv_in: conv3(cfg.latent_channels, top, 1, device), up, conv_out: conv3(cfg.width, cfg.channels, 1, device), cfg },
+        }
+    }
+
+    pub fn config(&self) -> AeConfig {
+        self.decoder.cfg
+    }
+}

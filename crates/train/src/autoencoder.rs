@@ -1,0 +1,375 @@
+//! Training the latent autoencoder (`tinycats_models::autoencoder`) that a latent generator
+//! diffuses in, and encoding a dataset into its latent space.
+//!
+//! Loss: mean |decoder(z + σ·ε) − x| + λ·mean(z²), with z = encoder(x). The fixed noise σ makes
+//! the decoder tolerate the small errors a generator leaves in its latents, and λ keeps z from
+//! growing until σ no longer matters (a VAE with a fixed posterior variance). Training runs on
+//! random crops (the network is fully convolutional), which costs less per step and shows the
+//! decoder more positions. After training, the per-channel mean and standard deviation of the
+//! training latents are stored with the weights, so the generator sees unit-variance latents.
+
+use crate::config::range;
+use crate::generator::GenDataConfig;
+use crate::schedule::{lr_at, ScheduleConfig};
+use crate::sink::{Sinks, StepEvent};
+use anyhow::{anyhow, bail, Context, Result};
+use burn::module::AutodiffModule;
+use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
+use burn::prelude::*;
+use burn_store::{ModuleSnapshot, SafetensorsStore};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, StandardNormal};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+use tinycats_data::cache::Cache;
+use tinycats_data::loader::{Augment, Loader, LoaderConfig};
+use tinycats_models::autoencoder::{AeConfig, Autoencoder, Decoder};
+use tinycats_models::{Cpu, CpuTrain};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AeModelSection {
+    pub latent_channels: usize,
+    pub width: usize,
+    pub levels: usize,
+}
+
+impl Default for AeModelSection {
+    fn default() -> Self {
+        let d = AeConfig::default();
+        Self { latent_channels: d.latent_channels, width: d.width, levels: d.levels }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AeLossSection {
+    /// λ: weight of mean(z²).
+    pub latent_penalty: f64,
+    /// σ: standard deviation of the noise added to z before decoding (training only).
+    pub latent_noise: f64,
+}
+
+impl Default for AeLossSection {
+    fn default() -> Self {
+        Self { latent_penalty: 1e-3, latent_noise: 0.1 }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AeTrainSection {
+    pub steps: usize,
+    pub batch_size: usize,
+    /// Side of the random training crop (a multiple of 2^levels, at most the image size; 0 = whole image).
+    pub crop: usize,
+    pub lr: f64,
+    pub warmup_steps: usize,
+    pub seed: u64,
+    pub log_every: usize,
+}
+
+impl Default for AeTrainSection {
+    fn default() -> Self {
+        Self { steps: 3000, batch_size: 32, crop: 32, lr: 1e-3, warmup_steps: 100, seed: 7, log_every: 50 }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct AeTrainConfig {
+    pub data: GenDataConfig,
+    pub model: AeModelSection,
+    pub loss: AeLossSection,
+    pub train: AeTrainSection,
+}
+
+impl AeTrainConfig {
+    pub fn load(text: &str, source: &str, overrides: &[String]) -> Result<Self> {
+        let c: Self = crate::config::load_toml(text, source, overrides)?;
+        c.validate()?;
+        Ok(c)
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        range("model.latent_channels", self.model.latent_channels as f64, 1.0, 64.0)?;
+        range("model.width", self.model.width as f64, 1.0, 512.0)?;
+        range("model.levels", self.model.levels as f64, 1.0, 4.0)?;
+        range("loss.latent_penalty", self.loss.latent_penalty, 0.0, 10.0)?;
+        range("loss.latent_noise", self.loss.latent_noise, 0.0, 10.0)?;
+        range("train.steps", self.train.steps as f64, 1.0, 1e9)?;
+        range("train.batch_size", self.train.batch_size as f64, 1.0, 4096.0)?;
+        range("train.lr", self.train.lr, 1e-8, 1.0)?;
+        range("train.log_every", self.train.log_every as f64, 1.0, 1e9)?;
+        if self.train.crop % (1 << self.model.levels) != 0 {
+            bail!("config key `train.crop` ({}) must be 0 or a multiple of 2^model.levels ({})", self.train.crop, 1 << self.model.levels);
+        }
+        if self.data.splits.is_empty() {
+            bail!("config key `data.splits` must name at least one split (train, val, test)");
+        }
+        if !self.data.autoencoder.as_os_str().is_empty() {
+            bail!("config key `data.autoencoder` belongs to generator configs; an autoencoder's config leaves it out");
+        }
+        Ok(())
+    }
+
+    fn ae(&self, image_size: usize) -> Result<AeConfig> {
+        let a = AeConfig { image_size, channels: 3, latent_channels: self.model.latent_channels, width: self.model.width, levels: self.model.levels };
+        a.check().map_err(|e| anyhow!("{e}"))?;
+        if self.train.crop > image_size {
+            bail!("config key `train.crop` ({}) exceeds the images' size ({image_size} px in {})", self.train.crop, self.data.cache.display());
+        }
+        Ok(a)
+    }
+}
+
+/// What a saved autoencoder carries besides tensors (safetensors metadata).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct AeMeta {
+    pub ae: AeConfig,
+    /// Per latent channel, over the training images: the generator works on (z − mean) / std.
+    pub mean: Vec<f32>,
+    pub std: Vec<f32>,
+    pub step: usize,
+    /// Mean absolute error and PSNR (dB) of reconstructions of held-out images, pixels in [0, 1].
+    pub held_out_l1: f64,
+    pub held_out_psnr: f64,
+}
+
+const META_KEY: &str = "tinycats_autoencoder";
+
+pub fn save_autoencoder(model: &Autoencoder<Cpu>, meta: &AeMeta, path: &Path) -> Result<()> {
+    let mut store = SafetensorsStore::from_bytes(None).metadata(META_KEY, serde_json::to_string(meta)?);
+    model.save_into(&mut store).map_err(|e| anyhow!("cannot serialise autoencoder: {e:?}"))?;
+    let bytes = store.get_bytes().map_err(|e| anyhow!("cannot serialise autoencoder: {e:?}"))?;
+    tinycats_data::hashing::write_atomic(path, &bytes)
+}
+
+pub fn load_autoencoder(path: &Path) -> Result<(Autoencoder<Cpu>, AeMeta)> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read autoencoder {}", path.display()))?;
+    let (_, st) = safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| anyhow!("{}: not a safetensors file ({e})", path.display()))?;
+    let m = st.metadata().as_ref().and_then(|m| m.get(META_KEY)).ok_or_else(|| anyhow!("{}: not a tinycats autoencoder (no `{META_KEY}` metadata)", path.display()))?;
+    let meta: AeMeta = serde_json::from_str(m).with_context(|| format!("{}: damaged autoencoder metadata", path.display()))?;
+    meta.ae.check().map_err(|e| anyhow!("{}: {e}", path.display()))?;
+    if meta.mean.len() != meta.ae.latent_channels || meta.std.len() != meta.ae.latent_channels || meta.std.iter().any(|s| !(*s > 0.0)) {
+        bail!("{}: latent statistics do not match {} latent channels", path.display(), meta.ae.latent_channels);
+    }
+    let mut model = Autoencoder::<Cpu>::new(meta.ae, &Default::default());
+    let r = model.load_from(&mut SafetensorsStore::from_bytes(Some(bytes))).map_err(|e| anyhow!("{}: {e:?}", path.display()))?;
+    if !r.errors.is_empty() || !r.missing.is_empty() || !r.unused.is_empty() {
+        bail!("{}: weights do not match the autoencoder (missing {:?}, unexpected {:?}, errors {:?})", path.display(), r.missing, r.unused, r.errors);
+    }
+    Ok((model, meta))
+}
+
+/// Per-channel [1, C, 1, 1] tensor of `v`.
+fn per_channel<B: Backend>(v: &[f32], dev: &B::Device) -> Tensor<B, 4> {
+    Tensor::from_data(TensorData::new(v.to_vec(), [1, v.len(), 1, 1]), dev)
+}
+
+/// Generator latents (unit variance) → images in [-1, 1].
+pub fn decode<B: Backend>(decoder: &Decoder<B>, meta: &AeMeta, z: Tensor<B, 4>) -> Tensor<B, 4> {
+    let dev = z.device();
+    decoder.forward(z * per_channel::<B>(&meta.std, &dev) + per_channel::<B>(&meta.mean, &dev)).clamp(-1.0, 1.0)
+}
+
+/// Cache images (HWC u8) → NCHW f32 in [-1, 1], optionally mirrored left-right.
+pub fn images_nchw(cache: &Cache, idx: &[usize], flip: bool) -> Vec<f32> {
+    let s = cache.size() as usize;
+    let mut out = vec![0f32; idx.len() * 3 * s * s];
+    for (k, &i) in idx.iter().enumerate() {
+        let px = cache.image(i);
+        for y in 0..s {
+            for x in 0..s {
+                let sx = if flip { s - 1 - x } else { x };
+                for c in 0..3 {
+                    out[((k * 3 + c) * s + y) * s + x] = px[(y * s + sx) * 3 + c] as f32 / 127.5 - 1.0;
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Latents of `idx` (raw, before normalisation), `[idx.len() × C × L × L]`, in chunks of 64.
+pub fn encode_raw(ae: &Autoencoder<Cpu>, cache: &Cache, idx: &[usize], flip: bool) -> Result<Vec<f32>> {
+    let s = cache.size() as usize;
+    let dev = Default::default();
+    let mut out = Vec::new();
+    for chunk in idx.chunks(64) {
+        let x = Tensor::<Cpu, 4>::from_data(TensorData::new(images_nchw(cache, chunk, flip), [chunk.len(), 3, s, s]), &dev);
+        out.extend(ae.encoder.forward(x).into_data().to_vec::<f32>().map_err(|e| anyhow!("{e:?}"))?);
+    }
+    Ok(out)
+}
+
+/// Normalised latents of `idx` for the generator: (z − mean) / std per channel.
+pub fn encode(ae: &Autoencoder<Cpu>, meta: &AeMeta, cache: &Cache, idx: &[usize], flip: bool) -> Result<Vec<f32>> {
+    if cache.size() as usize != meta.ae.image_size {
+        bail!("{}: images are {} px but the autoencoder takes {} px", cache.dir.display(), cache.size(), meta.ae.image_size);
+    }
+    let mut z = encode_raw(ae, cache, idx, flip)?;
+    let plane = meta.ae.latent_size() * meta.ae.latent_size();
+    for (k, v) in z.iter_mut().enumerate() {
+        let c = (k / plane) % meta.ae.latent_channels;
+        *v = (*v - meta.mean[c]) / meta.std[c];
+    }
+    Ok(z)
+}
+
+/// Per-channel mean and standard deviation of raw latents laid out `[N, C, plane]`.
+fn channel_stats(z: &[f32], channels: usize, plane: usize) -> (Vec<f32>, Vec<f32>) {
+    let mut sum = vec![0f64; channels];
+    let mut sq = vec![0f64; channels];
+    for (k, &v) in z.iter().enumerate() {
+        let c = (k / plane) % channels;
+        sum[c] += v as f64;
+        sq[c] += (v as f64) * (v as f64);
+    }
+    let n = (z.len() / channels).max(1) as f64;
+    let mean: Vec<f32> = sum.iter().map(|s| (s / n) as f32).collect();
+    let std = sq.iter().zip(&sum).map(|(q, s)| ((q / n - (s / n).powi(2)).max(1e-12)).sqrt() as f32).collect();
+    (mean, std)
+}
+
+/// Mean |x̂ − x| and PSNR (pixels in [0, 1]) of reconstructions without latent noise.
+pub fn reconstruction_error(ae: &Autoencoder<Cpu>, cache: &Cache, idx: &[usize]) -> Result<(f64, f64)> {
+    let s = cache.size() as usize;
+    let dev = Default::default();
+    let (mut abs, mut sq, mut n) = (0f64, 0f64, 0usize);
+    for chunk in idx.chunks(64) {
+        let x = images_nchw(cache, chunk, false);
+        let xt = Tensor::<Cpu, 4>::from_data(TensorData::new(x.clone(), [chunk.len(), 3, s, s]), &dev);
+        let y: Vec<f32> = ae.decoder.forward(ae.encoder.forward(xt)).clamp(-1.0, 1.0).into_data().to_vec().map_err(|e| anyhow!("{e:?}"))?;
+        for (a, b) in x.iter().zip(&y) {
+            let d = ((a - b) * 0.5) as f64;
+            abs += d.abs();
+            sq += d * d;
+        }
+        n += x.len();
+    }
+    let n = n.max(1) as f64;
+    Ok((abs / n, 10.0 * (1.0 / (sq / n).max(1e-12)).log10()))
+}
+
+/// `reconstruction_error` of `idx`, plus a picture: 8 of the photos (top row) over their
+/// reconstructions, written to `png`.
+pub fn reconstruction_report(ae: &Autoencoder<Cpu>, cache: &Cache, idx: &[usize], png: &Path) -> Result<(f64, f64)> {
+    if idx.is_empty() {
+        bail!("{}: no images to reconstruct", cache.dir.display());
+    }
+    let s = cache.size() as usize;
+    let k = idx.len().min(8);
+    let pick: Vec<usize> = (0..k).map(|j| idx[j * idx.len() / k]).collect();
+    let x = Tensor::<Cpu, 4>::from_data(TensorData::new(images_nchw(cache, &pick, false), [k, 3, s, s]), &Default::default());
+    let rec = ae.decoder.forward(ae.encoder.forward(x.clone())).clamp(-1.0, 1.0);
+    let imgs = crate::generator::to_rgb8(Tensor::cat(vec![x, rec], 0))?;
+    crate::generator::grid_png(&imgs, s, k, png)?;
+    reconstruction_error(ae, cache, idx)
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AeResult {
+    pub run_dir: PathBuf,
+    pub steps: usize,
+    pub losses: Vec<(usize, f64)>,
+    pub train_seconds: f64,
+    pub images_per_s: f64,
+    pub weights: PathBuf,
+    pub meta: AeMeta,
+    pub encoder_params: usize,
+    pub decoder_params: usize,
+    pub decoder_gflops: f64,
+}
+
+/// Random `crop`-side windows of NCHW images (one window per image), or the images as they are.
+fn random_crops(x: Vec<f32>, n: usize, s: usize, crop: usize, rng: &mut ChaCha8Rng) -> (Vec<f32>, usize) {
+    if crop == 0 || crop == s {
+        return (x, s);
+    }
+    let mut out = Vec::with_capacity(n * 3 * crop * crop);
+    for i in 0..n {
+        let (oy, ox) = (rng.gen_range(0..=s - crop), rng.gen_range(0..=s - crop));
+        for c in 0..3 {
+            for y in 0..crop {
+                let row = ((i * 3 + c) * s + oy + y) * s + ox;
+                out.extend_from_slice(&x[row..row + crop]);
+            }
+        }
+    }
+    (out, crop)
+}
+
+pub fn train_autoencoder(cfg: &AeTrainConfig, run_dir: &Path, sinks: &mut Sinks) -> Result<AeResult> {
+    let cache = Cache::open(&cfg.data.cache)?;
+    let gen_like = crate::generator::GeneratorConfig { data: cfg.data.clone(), ..Default::default() };
+    let (idx, _, _) = crate::generator::training_set(&gen_like, &cache)?;
+    let s = cache.size() as usize;
+    let ae_cfg = cfg.ae(s)?;
+    std::fs::create_dir_all(run_dir).with_context(|| format!("cannot create run folder {}", run_dir.display()))?;
+    tinycats_data::hashing::write_atomic(&run_dir.join("config.toml"), toml::to_string(cfg)?.as_bytes())?;
+    let cfg_json = serde_json::to_value(cfg)?;
+    sinks.emit(|sk| sk.on_start(&cfg_json));
+    let dev = Default::default();
+    <CpuTrain as Backend>::seed(&dev, cfg.train.seed);
+    let mut model = Autoencoder::<CpuTrain>::new(ae_cfg, &dev);
+    let mut optim = AdamWConfig::new().with_beta_2(0.99).init::<CpuTrain, Autoencoder<CpuTrain>>();
+    let bs = cfg.train.batch_size;
+    let aug = Augment { random_resized_crop: false, hflip: true, color_jitter: 0.0, ..Augment::default() };
+    let loader = Loader::new(&cache, idx.clone(), LoaderConfig { batch_size: bs, shuffle: true, drop_last: true, seed: cfg.train.seed, augment: aug, ..Default::default() });
+    let per_epoch = loader.batches_per_epoch().max(1);
+    let sched = ScheduleConfig { kind: "cosine".into(), warmup_epochs: cfg.train.warmup_steps as f64, min_lr: cfg.train.lr * 0.05, ..Default::default() };
+    let (mut losses, mut window, mut seen) = (Vec::new(), (0f64, 0usize), 0usize);
+    let t0 = Instant::now();
+    for step in 0..cfg.train.steps {
+        let mut rng = ChaCha8Rng::seed_from_u64(cfg.train.seed ^ (step as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        let b = loader.batch((step / per_epoch) as u64, step % per_epoch);
+        let n = b.labels.len();
+        let (x, side) = random_crops(b.images, n, s, cfg.train.crop, &mut rng);
+        // The loader gives [0, 1]; the autoencoder works in [-1, 1] like the generator.
+        let x = Tensor::<CpuTrain, 4>::from_data(TensorData::new(x, [n, 3, side, side]), &dev) * 2.0 - 1.0;
+        let z = model.encoder.forward(x.clone());
+        let zs = z.dims();
+        let noise: Vec<f32> = (0..zs.iter().product::<usize>()).map(|_| StandardNormal.sample(&mut rng)).collect();
+        let zn = z.clone() + Tensor::<CpuTrain, 4>::from_data(TensorData::new(noise, zs), &dev) * cfg.loss.latent_noise;
+        let rec = (model.decoder.forward(zn) - x).abs().mean();
+        let loss = rec.clone() + z.powi_scalar(2).mean() * cfg.loss.latent_penalty;
+        let lv: f32 = rec.clone().into_scalar().elem();
+        if !lv.is_finite() {
+            bail!("autoencoder training diverged at step {step}: loss is {lv} (lower train.lr)");
+        }
+        let lr = lr_at(&sched, cfg.train.lr, step, cfg.train.steps, 1, 1.0);
+        let g = GradientsParams::from_grads(loss.backward(), &model);
+        model = optim.step(lr, model, g);
+        seen += n;
+        window = (window.0 + lv as f64, window.1 + 1);
+        if (step + 1) % cfg.train.log_every == 0 || step + 1 == cfg.train.steps {
+            let l = window.0 / window.1.max(1) as f64;
+            losses.push((step + 1, l));
+            let ev = StepEvent { epoch: step / per_epoch, step: step + 1, loss: l, lr };
+            sinks.emit(|sk| sk.on_step(&ev));
+            window = (0.0, 0);
+        }
+    }
+    let train_seconds = t0.elapsed().as_secs_f64();
+    let ae = model.valid();
+    let (c, l) = (ae_cfg.latent_channels, ae_cfg.latent_size());
+    let (mean, std) = channel_stats(&encode_raw(&ae, &cache, &idx, false)?, c, l * l);
+    // Held out: the cats of the splits the generator does not train on (normally the test split).
+    let held: Vec<usize> = {
+        let all = crate::generator::GeneratorConfig { data: GenDataConfig { splits: vec!["train".into(), "val".into(), "test".into()], ..cfg.data.clone() }, ..Default::default() };
+        let (every, _, _) = crate::generator::training_set(&all, &cache)?;
+        every.into_iter().filter(|i| !idx.contains(i)).collect()
+    };
+    let (held_out_l1, held_out_psnr) = reconstruction_report(&ae, &cache, if held.is_empty() { &idx } else { &held }, &run_dir.join("reconstructions.png"))?;
+    let meta = AeMeta { ae: ae_cfg, mean, std, step: cfg.train.steps, held_out_l1, held_out_psnr };
+    let weights = run_dir.join("autoencoder.safetensors");
+    save_autoencoder(&ae, &meta, &weights)?;
+    sinks.emit(|sk| sk.on_checkpoint(&weights, false));
+    let (encoder_params, decoder_params, flops) = ae_cfg.params_and_decoder_flops();
+    let r = AeResult { run_dir: run_dir.to_path_buf(), steps: cfg.train.steps, losses, train_seconds, images_per_s: seen as f64 / train_seconds.max(1e-9), weights, meta, encoder_params, decoder_params, decoder_gflops: flops as f64 / 1e9 };
+    tinycats_data::hashing::write_atomic(&run_dir.join("result.json"), &serde_json::to_vec_pretty(&r)?)?;
+    Ok(r)
+}

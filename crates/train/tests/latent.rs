@@ -1,0 +1,175 @@
+//! The latent path: the autoencoder (shapes, upsampling, learning, saving) and a DiT trained on
+//! its latents that paints pixels through the decoder, on tiny generated data.
+
+use burn::prelude::*;
+use std::path::{Path, PathBuf};
+use tinycats_data::fixtures::{write_fixture, FixtureSpec};
+use tinycats_data::prepare::{prepare, PrepareOptions};
+use tinycats_models::autoencoder::{upsample2, AeConfig, Autoencoder};
+use tinycats_models::Cpu;
+use tinycats_train::autoencoder::{self as ae, AeTrainConfig};
+use tinycats_train::generator::{self, GenOptions, GeneratorConfig, Painter, SampleOptions, Solver};
+use tinycats_train::sink::Sinks;
+
+/// burn-flex has one process-wide RNG (see tests/generator.rs): these tests do not interleave.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A 16-px cache of Bengal and Sphynx (plus the other breeds and a dog, excluded by the configs).
+fn tiny_cache(dir: &Path) -> PathBuf {
+    let mut b: Vec<String> = tinycats_data::labels::CAT_BREEDS.iter().map(|s| s.to_string()).collect();
+    b.push("beagle".into());
+    write_fixture(&dir.join("ds"), &FixtureSpec { breeds: b, per_class: 6, size: 32, quirks: false, seed: 11 }).unwrap();
+    prepare(&dir.join("ds"), &PrepareOptions { size: 16, split: [0.5, 0.0, 0.5], ..Default::default() }, &|_, _| {}).unwrap().out
+}
+
+fn two_breeds() -> String {
+    let ex: Vec<String> = tinycats_data::labels::CAT_BREEDS.iter().filter(|b| !["Bengal", "Sphynx"].contains(b)).map(|b| format!("\"{b}\"")).chain(["\"other\"".to_string()]).collect();
+    format!("data.exclude=[{}]", ex.join(","))
+}
+
+fn ae_cfg(cache: &Path, extra: &[&str]) -> AeTrainConfig {
+    let mut o = vec![two_breeds(), format!("data.cache=\"{}\"", cache.display()), "data.splits=[\"train\"]".into(), "model.width=8".into(), "model.levels=1".into(), "train.batch_size=6".into(), "train.crop=0".into(), "train.warmup_steps=10".into(), "train.log_every=10".into(), "train.lr=0.005".into()];
+    o.extend(extra.iter().map(|s| s.to_string()));
+    AeTrainConfig::load("", "test", &o).unwrap()
+}
+
+#[test]
+fn upsampling_repeats_each_pixel_and_shapes_follow_the_levels() {
+    let _serial = serial();
+    let dev = Default::default();
+    let x = Tensor::<Cpu, 4>::from_data(TensorData::new(vec![1f32, 2., 3., 4.], [1, 1, 2, 2]), &dev);
+    let up: Vec<f32> = upsample2(x).into_data().to_vec().unwrap();
+    assert_eq!(up, vec![1., 1., 2., 2., 1., 1., 2., 2., 3., 3., 4., 4., 3., 3., 4., 4.]);
+
+    let cfg = AeConfig { image_size: 32, channels: 3, latent_channels: 4, width: 8, levels: 2 };
+    let m = Autoencoder::<Cpu>::new(cfg, &dev);
+    let img = Tensor::<Cpu, 4>::random([2, 3, 32, 32], burn::tensor::Distribution::Uniform(-1.0, 1.0), &dev);
+    let z = m.encoder.forward(img);
+    assert_eq!(z.dims(), [2, 4, 8, 8]);
+    assert_eq!(m.decoder.forward(z).dims(), [2, 3, 32, 32]);
+    let (enc, dec, flops) = cfg.params_and_decoder_flops();
+    assert_eq!(enc + dec, m.num_params(), "parameter count formula");
+    assert!(flops > 0);
+    assert!(AeConfig { image_size: 30, ..cfg }.check().unwrap_err().contains("2^levels"));
+    assert!(AeConfig { levels: 0, ..cfg }.check().unwrap_err().contains("levels"));
+}
+
+#[test]
+fn autoencoder_learns_to_reconstruct_and_round_trips_through_its_file() {
+    let _serial = serial();
+    let t = tempfile::tempdir().unwrap();
+    let cache_dir = tiny_cache(t.path());
+    let cache = tinycats_data::cache::Cache::open(&cache_dir).unwrap();
+    let untrained = ae::train_autoencoder(&ae_cfg(&cache_dir, &["train.steps=1"]), &t.path().join("ae0"), &mut Sinks::default()).unwrap();
+    let r = ae::train_autoencoder(&ae_cfg(&cache_dir, &["train.steps=300"]), &t.path().join("ae"), &mut Sinks::default()).unwrap();
+    // Held out: the test split, which training never saw.
+    assert!(r.meta.held_out_l1 < 0.6 * untrained.meta.held_out_l1, "held-out L1 {:.4} vs untrained {:.4}", r.meta.held_out_l1, untrained.meta.held_out_l1);
+    assert!(r.meta.held_out_psnr > untrained.meta.held_out_psnr + 3.0);
+    assert_eq!(r.meta.mean.len(), 4);
+    assert!(t.path().join("ae/reconstructions.png").exists(), "the run shows held-out reconstructions");
+
+    let (m, meta) = ae::load_autoencoder(&r.weights).unwrap();
+    assert_eq!(meta, r.meta);
+    // Normalised latents of the training images have about zero mean and unit spread per channel.
+    let gen_cfg = GeneratorConfig::load("", "t", &[two_breeds(), format!("data.cache=\"{}\"", cache_dir.display()), "data.splits=[\"train\"]".into()]).unwrap();
+    let (train_idx, _, _) = generator::training_set(&gen_cfg, &cache).unwrap();
+    let z = ae::encode(&m, &meta, &cache, &train_idx, false).unwrap();
+    let plane = 8 * 8;
+    for c in 0..4 {
+        let v: Vec<f32> = z.chunks(plane).skip(c).step_by(4).flatten().copied().collect();
+        let mean = v.iter().sum::<f32>() / v.len() as f32;
+        let var = v.iter().map(|x| (x - mean).powi(2)).sum::<f32>() / v.len() as f32;
+        assert!(mean.abs() < 1e-3 && (var - 1.0).abs() < 1e-2, "channel {c}: mean {mean}, var {var}");
+    }
+    // decode(encode(x)) with the stored statistics reproduces the direct reconstruction.
+    let dev = Default::default();
+    let zt = Tensor::<Cpu, 4>::from_data(TensorData::new(z, [train_idx.len(), 4, 8, 8]), &dev);
+    let via_norm: Vec<f32> = ae::decode(&m.decoder, &meta, zt).into_data().to_vec().unwrap();
+    let x = Tensor::<Cpu, 4>::from_data(TensorData::new(ae::images_nchw(&cache, &train_idx, false), [train_idx.len(), 3, 16, 16]), &dev);
+    let direct: Vec<f32> = m.decoder.forward(m.encoder.forward(x)).clamp(-1.0, 1.0).into_data().to_vec().unwrap();
+    let worst = via_norm.iter().zip(&direct).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+    assert!(worst < 1e-4, "normalise + decode differs from the plain round trip by {worst}");
+    // Mirrored images encode differently (the generator keeps both orientations).
+    assert_ne!(ae::encode(&m, &meta, &cache, &train_idx[..1], true).unwrap(), ae::encode(&m, &meta, &cache, &train_idx[..1], false).unwrap());
+
+    // Not an autoencoder file → the error names the file.
+    let bad = t.path().join("bad.safetensors");
+    std::fs::write(&bad, b"not safetensors").unwrap();
+    let e = ae::load_autoencoder(&bad).unwrap_err().to_string();
+    assert!(e.contains("bad.safetensors"), "{e}");
+}
+
+#[test]
+fn latent_generator_trains_on_latents_and_paints_pixels() {
+    let _serial = serial();
+    let t = tempfile::tempdir().unwrap();
+    let cache_dir = tiny_cache(t.path());
+    let a = ae::train_autoencoder(&ae_cfg(&cache_dir, &["train.steps=60"]), &t.path().join("ae"), &mut Sinks::default()).unwrap();
+    let other_ae = ae::train_autoencoder(&ae_cfg(&cache_dir, &["train.steps=5", "train.seed=99"]), &t.path().join("ae-other"), &mut Sinks::default()).unwrap();
+    let sets = |extra: &[&str]| -> Vec<String> {
+        let mut o = vec![
+            two_breeds(),
+            format!("data.cache=\"{}\"", cache_dir.display()),
+            "data.splits=[\"train\"]".into(),
+            format!("data.autoencoder=\"{}\"", a.weights.display()),
+            "model.preset=tiny".into(),
+            "model.patch=2".into(),
+            "schedule.warmup_epochs=0".into(),
+            "schedule.kind=constant".into(),
+            "optim.lr=0.002".into(),
+            "train.batch_size=6".into(),
+            "train.log_every=1".into(),
+            "train.checkpoint_every=1000".into(),
+            "predictions.every=40".into(),
+        ];
+        o.extend(extra.iter().map(|s| s.to_string()));
+        o
+    };
+    let cfg = GeneratorConfig::load("", "t", &sets(&["train.steps=40"])).unwrap();
+    let run = t.path().join("gen");
+    let r = generator::train_generator(&cfg, &run, &mut Sinks::default(), &GenOptions::default()).unwrap();
+    let l = &r.losses;
+    let first: f64 = l[..5].iter().map(|x| x.1).sum::<f64>() / 5.0;
+    let last: f64 = l[l.len() - 5..].iter().map(|x| x.1).sum::<f64>() / 5.0;
+    assert!(last < 0.9 * first, "loss did not fall: {first:.4} → {last:.4}");
+    // The DiT works on the 8×8×4 latent; the painted images are the autoencoder's 16 px.
+    let (m, meta) = generator::load_generator(&r.ema_weights).unwrap();
+    assert_eq!((meta.dit.image_size, meta.dit.channels), (8, 4));
+    assert_eq!(meta.latent.as_ref(), Some(&a.meta));
+    assert_eq!(meta.image_size(), 16);
+    assert!(run.join(generator::AUTOENCODER_FILE).exists(), "the run keeps its autoencoder");
+    assert!(run.join("samples/step-0000040.png").exists(), "predictions are painted through the decoder");
+    let painter = Painter::for_generator(&r.ema_weights, &meta).unwrap();
+    let opts = SampleOptions::new(4, 2.0, Solver::Euler);
+    let x = painter.paint(generator::sample::<Cpu>(&m, &meta, &[0, 1], &[1, 2], &opts, &mut |_, _| {}));
+    assert_eq!(x.dims(), [2, 3, 16, 16]);
+    let px: Vec<f32> = x.into_data().to_vec().unwrap();
+    assert!(px.iter().all(|v| (-1.0..=1.0).contains(v)));
+
+    // A different autoencoder beside the weights is refused by name.
+    std::fs::copy(&other_ae.weights, run.join(generator::AUTOENCODER_FILE)).unwrap();
+    let e = Painter::for_generator(&r.ema_weights, &meta).err().expect("mismatched autoencoder accepted").to_string();
+    assert!(e.contains(generator::AUTOENCODER_FILE) && e.contains("not the one"), "{e}");
+    // No autoencoder beside the weights: the error says it must be there.
+    std::fs::remove_file(run.join(generator::AUTOENCODER_FILE)).unwrap();
+    let e = format!("{:#}", Painter::for_generator(&r.ema_weights, &meta).err().expect("missing autoencoder accepted"));
+    assert!(e.contains("latent generator") && e.contains(generator::AUTOENCODER_FILE), "{e}");
+
+    // REPA cannot be combined with latents; a patch that fits the 16-px preset but not the 8-px
+    // latent is named.
+    let e = generator::train_generator(&GeneratorConfig::load("", "t", &sets(&["repa.weight=0.5"])).unwrap(), &t.path().join("g2"), &mut Sinks::default(), &GenOptions::default()).unwrap_err().to_string();
+    assert!(e.contains("repa.weight") && e.contains("data.autoencoder"), "{e}");
+    let e = generator::train_generator(&GeneratorConfig::load("", "t", &sets(&["model.patch=16"])).unwrap(), &t.path().join("g3"), &mut Sinks::default(), &GenOptions::default()).unwrap_err().to_string();
+    assert!(e.contains("model.patch"), "{e}");
+}
+
+#[test]
+fn autoencoder_config_errors_name_the_key() {
+    for (set, key) in [("train.crop=6", "train.crop"), ("model.levels=0", "model.levels"), ("loss.latent_noise=-1", "loss.latent_noise"), ("data.autoencoder=\"x\"", "data.autoencoder"), ("train.stepz=3", "stepz")] {
+        let e = AeTrainConfig::load("", "t", &[set.to_string()]).unwrap_err().to_string();
+        assert!(e.contains(key), "{set} → {e}");
+    }
+}
