@@ -711,14 +711,18 @@ pub fn train_generator(cfg: &GeneratorConfig, run_dir: &Path, sinks: &mut Sinks,
         if cfg.repa.enabled() {
             bail!("config keys `repa.weight` and `data.autoencoder`: REPA aligns pixel-space tokens and cannot be used with a latent generator");
         }
-        let (ae, am) = load_autoencoder(&cfg.data.autoencoder).context("config key `data.autoencoder`")?;
+        // A resumed run keeps the autoencoder it started with (its copy in the run folder), even
+        // if the file the config names was retrained since.
+        let kept = run_dir.join(AUTOENCODER_FILE);
+        let src = if opts.resume && kept.is_file() { kept } else { cfg.data.autoencoder.clone() };
+        let (ae, am) = load_autoencoder(&src).with_context(|| format!("config key `data.autoencoder` ({})", src.display()))?;
         if cache.size() as usize != am.ae.image_size {
             bail!("config key `data.cache`: images are {} px but the autoencoder {} takes {} px", cache.size(), cfg.data.autoencoder.display(), am.ae.image_size);
         }
         dit.image_size = am.ae.latent_size();
         dit.channels = am.ae.latent_channels;
         dit.check().map_err(|e| anyhow!("model.patch with the latent {0}×{0}×{1}: {e}", dit.image_size, dit.channels))?;
-        Some((ae, am))
+        Some((ae, am, src))
     };
     if latent.is_none() && cache.size() as usize != dit.image_size {
         bail!("config key `data.cache`: images are {} px but model.preset `{}` is {} px; prepare the data at {} (tinycats data prepare --size {})", cache.size(), cfg.model.preset, dit.image_size, dit.image_size, dit.image_size);
@@ -726,10 +730,10 @@ pub fn train_generator(cfg: &GeneratorConfig, run_dir: &Path, sinks: &mut Sinks,
     let ckpt = run_dir.join("checkpoints");
     std::fs::create_dir_all(&ckpt).with_context(|| format!("cannot create run folder {}", run_dir.display()))?;
     let (latent_meta, latents, painter) = match latent {
-        Some((ae, am)) => {
+        Some((ae, am, src)) => {
             let copy = run_dir.join(AUTOENCODER_FILE);
-            if std::fs::canonicalize(&cfg.data.autoencoder).ok() != std::fs::canonicalize(&copy).ok() {
-                let bytes = std::fs::read(&cfg.data.autoencoder).with_context(|| format!("cannot read {}", cfg.data.autoencoder.display()))?;
+            if std::fs::canonicalize(&src).ok() != std::fs::canonicalize(&copy).ok() {
+                let bytes = std::fs::read(&src).with_context(|| format!("cannot read {}", src.display()))?;
                 tinycats_data::hashing::write_atomic(&copy, &bytes)?;
             }
             let z = [crate::autoencoder::encode(&ae, &am, &cache, &idx, false)?, crate::autoencoder::encode(&ae, &am, &cache, &idx, true)?];

@@ -149,6 +149,22 @@ fn latent_generator_trains_on_latents_and_paints_pixels() {
     let px: Vec<f32> = x.into_data().to_vec().unwrap();
     assert!(px.iter().all(|v| (-1.0..=1.0).contains(v)));
 
+    // Resuming keeps the run's own autoencoder even when the configured file was replaced since:
+    // 20 + 20 steps equal 40 in one go, and the metadata names the original autoencoder.
+    let resumed = t.path().join("gen-resumed");
+    let ae_file = t.path().join("ae-moving.safetensors");
+    std::fs::copy(&a.weights, &ae_file).unwrap();
+    let mut moving = cfg.clone();
+    moving.data.autoencoder = ae_file.clone();
+    generator::train_generator(&moving, &resumed, &mut Sinks::default(), &GenOptions { resume: false, stop_after_steps: Some(20), init_from: None }).unwrap();
+    std::fs::copy(&other_ae.weights, &ae_file).unwrap();
+    let r2 = generator::train_generator(&moving, &resumed, &mut Sinks::default(), &GenOptions { resume: true, stop_after_steps: None, init_from: None }).unwrap();
+    let (m2, meta2) = generator::load_generator(&r2.raw_weights).unwrap();
+    let (m1, _) = generator::load_generator(&r.raw_weights).unwrap();
+    assert_eq!(meta2.latent.as_ref(), Some(&a.meta), "the resumed run switched autoencoders");
+    let w = |m: &tinycats_models::dit::Dit<Cpu>| m.x_embed.weight.val().into_data().to_vec::<f32>().unwrap();
+    assert_eq!(w(&m1), w(&m2), "resumed latent run differs from the uninterrupted one");
+
     // A different autoencoder beside the weights is refused by name.
     std::fs::copy(&other_ae.weights, run.join(generator::AUTOENCODER_FILE)).unwrap();
     let e = Painter::for_generator(&r.ema_weights, &meta).err().expect("mismatched autoencoder accepted").to_string();
