@@ -102,15 +102,10 @@ fn generator(path: &Path, decoder_out: &Path) -> Result<(nets::Exported, &'stati
         kv("model_version", version.0),
         kv("training_run_id", version.1),
     ];
-    let decoder = match &meta.latent {
+    let decoder = match tinycats_train::generator::latent_autoencoder(path, &meta)? {
         None => None,
-        Some(lm) => {
+        Some((ae, lm)) => {
             // The DiT works on the normalised latent; the decoder graph turns it into pixels.
-            let (ae, got) = tinycats_train::autoencoder::load_autoencoder(&path.parent().unwrap_or(Path::new(".")).join(tinycats_train::generator::AUTOENCODER_FILE))
-                .with_context(|| format!("{} is a latent generator; its autoencoder must lie beside it", path.display()))?;
-            if got != *lm {
-                bail!("{}: the autoencoder beside it is not the one it was trained with", path.display());
-            }
             let file = decoder_out.file_name().map(|f| f.to_string_lossy().to_string()).unwrap_or_default();
             md.retain(|(k, _)| k != "image_size" && k != "normalisation");
             md.extend([

@@ -488,12 +488,16 @@ pub fn ship(run: &std::path::Path, out: &std::path::Path, run_meta: &serde_json:
     let framing = if zoom == 1.0 { String::new() } else { format!(" (the middle {:.0}% of the shorter side, `data prepare --zoom {zoom}`)", 100.0 * zoom) };
     let losses = result["losses"].as_array().cloned().unwrap_or_default();
     let last_loss = losses.last().and_then(|l| l[1].as_f64()).unwrap_or(f64::NAN);
+    let space = match &meta.latent {
+        None => format!("{} px", d.image_size),
+        Some(l) => format!("the {0}×{0}×{1} latent of the {2}-px image (autoencoder in `{3}`, held-out PSNR {4:.1} dB; the decoder paints)", d.image_size, d.channels, l.ae.image_size, generator::AUTOENCODER_FILE, l.held_out_psnr),
+    };
     let mut card = format!(
         "# tinycats cat generator\n\n\
          Class-conditional DiT (adaLN-Zero, fixed 2D sin-cos position embedding) trained with flow matching \
          (x_t = (1 − t)·noise + t·image, t = 0 noise → t = 1 image; target: {}), on the 12 cat breeds of the \
          Oxford-IIIT Pet photos (CC BY-SA 4.0, Parkhi et al. 2012), train + val splits, centre-cropped{framing} to {s}×{s}.\n\n\
-         - Network: {s} px, patch {} ({} tokens), hidden {}, depth {}, heads {}: {:.2} M parameters, {:.3} GFLOP per forward.\n\
+         - Network: {space}, patch {} ({} tokens), hidden {}, depth {}, heads {}: {:.2} M parameters, {:.3} GFLOP per forward.\n\
          - Classes: {} (null class for guidance: {}).\n\
          - Training: {} steps, batch {}, {:.1} images/s on the training machine, {:.0} s; last logged loss {last_loss:.4}.\n\
          - Weights: EMA (`generator.safetensors`), fp32. Run `{run_id}`, git {commit}, version `{version}`.\n\
@@ -513,7 +517,7 @@ pub fn ship(run: &std::path::Path, out: &std::path::Path, run_meta: &serde_json:
         cfg_table.as_ref().and_then(|t| t.get("train")?.get("batch_size")?.as_integer()).unwrap_or(0),
         result["images_per_s"].as_f64().unwrap_or(0.0),
         result["train_seconds"].as_f64().unwrap_or(0.0),
-        s = d.image_size,
+        s = meta.image_size(),
     );
     if let Ok(b) = std::fs::read(run.join("eval/report.json")) {
         let e: serde_json::Value = serde_json::from_slice(&b)?;

@@ -417,6 +417,8 @@ fn latent_generator_train_generate_ship_export() {
     let o = tc(&["ship", "--run", &s(&run), "--out", &s(&shipped)]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(shipped.join("autoencoder.safetensors").is_file());
+    let card = std::fs::read_to_string(shipped.join("MODEL_CARD.md")).unwrap();
+    assert!(card.contains("centre-cropped to 16×16") && card.contains("the 8×8×4 latent of the 16-px image"), "{card}");
     let onnx = t.path().join("out/g.int8.onnx");
     let o = tc(&["export", "--model", &s(&shipped.join("generator.safetensors")), "--out", &s(&onnx), "--quantize", "int8"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));

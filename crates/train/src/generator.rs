@@ -26,7 +26,7 @@ use std::time::Instant;
 use tinycats_data::cache::{Cache, Split};
 use tinycats_data::loader::{Augment, Loader, LoaderConfig};
 use crate::autoencoder::{load_autoencoder, AeMeta};
-use tinycats_models::autoencoder::Decoder;
+use tinycats_models::autoencoder::{Autoencoder, Decoder};
 use tinycats_models::dit::{Dit, DitConfig};
 use tinycats_models::{Cpu, CpuTrain};
 
@@ -255,6 +255,18 @@ impl GeneratorMeta {
 /// The file beside a latent generator's weights that holds its autoencoder.
 pub const AUTOENCODER_FILE: &str = "autoencoder.safetensors";
 
+/// The autoencoder a latent generator saved at `path` was trained with (the file beside it),
+/// checked against its metadata `meta`; None for a pixel generator.
+pub fn latent_autoencoder(path: &Path, meta: &GeneratorMeta) -> Result<Option<(Autoencoder<Cpu>, AeMeta)>> {
+    let Some(want) = &meta.latent else { return Ok(None) };
+    let ae_path = path.parent().unwrap_or(Path::new(".")).join(AUTOENCODER_FILE);
+    let (ae, got) = load_autoencoder(&ae_path).with_context(|| format!("{} is a latent generator; its autoencoder must lie beside it", path.display()))?;
+    if got != *want {
+        bail!("{}: this autoencoder is not the one {} was trained with (its shape or latent statistics differ)", ae_path.display(), path.display());
+    }
+    Ok(Some((ae, got)))
+}
+
 /// Turns what the sampler returns into images in [-1, 1]: unchanged for a pixel generator,
 /// through the autoencoder's decoder for a latent one.
 pub struct Painter {
@@ -269,13 +281,7 @@ impl Painter {
 
     /// The painter of the generator saved at `path` (whose metadata is `meta`).
     pub fn for_generator(path: &Path, meta: &GeneratorMeta) -> Result<Self> {
-        let Some(want) = &meta.latent else { return Ok(Self::pixels()) };
-        let ae_path = path.parent().unwrap_or(Path::new(".")).join(AUTOENCODER_FILE);
-        let (ae, got) = load_autoencoder(&ae_path).with_context(|| format!("{} is a latent generator; its autoencoder must lie beside it", path.display()))?;
-        if got != *want {
-            bail!("{}: this autoencoder is not the one {} was trained with (its shape or latent statistics differ)", ae_path.display(), path.display());
-        }
-        Ok(Painter { decoder: Some((ae.decoder, got)) })
+        Ok(Painter { decoder: latent_autoencoder(path, meta)?.map(|(ae, m)| (ae.decoder, m)) })
     }
 
     pub fn paint(&self, x: Tensor<Cpu, 4>) -> Tensor<Cpu, 4> {
