@@ -743,15 +743,15 @@ pub fn train_generator(cfg: &GeneratorConfig, run_dir: &Path, sinks: &mut Sinks,
                 tinycats_data::hashing::write_atomic(&copy, &bytes)?;
             }
             let z = [crate::autoencoder::encode(&ae, &am, &cache, &idx, false)?, crate::autoencoder::encode(&ae, &am, &cache, &idx, true)?];
-            (Some(am.clone()), Some(z), Painter { decoder: Some((ae.decoder, am)) })
+            // Cache index → row of `z`.
+            let mut row = vec![usize::MAX; cache.len()];
+            for (k, &i) in idx.iter().enumerate() {
+                row[i] = k;
+            }
+            (Some(am.clone()), Some((z, row)), Painter { decoder: Some((ae.decoder, am)) })
         }
         None => (None, None, Painter::pixels()),
     };
-    // Cache index → row of `latents`.
-    let mut row = vec![usize::MAX; cache.len()];
-    for (k, &i) in idx.iter().enumerate() {
-        row[i] = k;
-    }
     tinycats_data::hashing::write_atomic(&run_dir.join("config.toml"), toml::to_string(cfg)?.as_bytes())?;
     let cfg_json = serde_json::to_value(cfg)?;
     sinks.emit(|s| s.on_start(&cfg_json));
@@ -832,7 +832,7 @@ pub fn train_generator(cfg: &GeneratorConfig, run_dir: &Path, sinks: &mut Sinks,
             let shape = [labels.len(), dit.channels, dit.image_size, dit.image_size];
             let x1 = match &latents {
                 None => Tensor::<CpuTrain, 4>::from_data(TensorData::new(b.images, shape), &dev) * 2.0 - 1.0,
-                Some(z) => {
+                Some((z, row)) => {
                     // Its own stream, so the noise, t and label draws match a pixel run's.
                     let mut rng = ChaCha8Rng::seed_from_u64(cfg.train.seed ^ 0x5EED_F11D ^ (micro as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
                     let mut x = Vec::with_capacity(labels.len() * per_image);
