@@ -14,30 +14,19 @@ pub const SHIPPED_GENERATOR: &str = "models/generator/generator.safetensors";
 
 #[derive(Args)]
 pub struct GeneratorArgs {
-    /// TOML config (every key optional; defaults documented in configs/generator.toml).
-    #[arg(long)]
-    config: Option<PathBuf>,
-    /// Override a config key, e.g. --set train.steps=100 (repeatable).
-    #[arg(long = "set", value_name = "KEY=VALUE")]
-    set: Vec<String>,
-    /// Run folder (default runs/generator-<unix time>).
-    #[arg(long)]
-    run_dir: Option<PathBuf>,
+    #[command(flatten)]
+    run: crate::train_cmd::RunArgs,
+    #[command(flatten)]
+    tracking: crate::train_cmd::TrackingArgs,
     /// Continue the run in --run-dir from its last checkpoint (its saved config is used).
     #[arg(long, requires = "run_dir")]
     resume: bool,
     /// Stop after this many optimizer steps in this call (continue later with --resume).
     #[arg(long)]
     steps_this_run: Option<usize>,
-    /// Run store (SQLite) that records the run (default $TINYCATS_STORE or runs/tinycats.db).
-    #[arg(long)]
-    store: Option<PathBuf>,
     /// Initialise a new run from these generator weights (same network shape).
     #[arg(long, conflicts_with = "resume")]
     init_from: Option<PathBuf>,
-    /// Also mirror params, metrics, tags, status and artifacts to this MLflow tracking server.
-    #[arg(long, env = "TINYCATS_MLFLOW_URI")]
-    mlflow_uri: Option<String>,
     #[arg(long)]
     json: bool,
 }
@@ -60,12 +49,12 @@ impl Sink for StepConsole {
 }
 
 pub fn train(a: GeneratorArgs) -> Result<ExitCode> {
-    let (text, source, run_dir) = crate::train_cmd::run_setup("generator", a.config.as_deref(), a.run_dir.as_deref(), a.resume, &a.set)?;
-    let cfg = GeneratorConfig::load(&text, &source, &a.set)?;
+    let (text, source, run_dir) = a.run.setup("generator", a.resume)?;
+    let cfg = GeneratorConfig::load(&text, &source, &a.run.set)?;
     std::fs::create_dir_all(&run_dir).with_context(|| format!("cannot create {}", run_dir.display()))?;
     if !a.resume {
         let cache = tinycats_data::cache::Cache::open(&cfg.data.cache)?;
-        let run_meta = serde_json::json!({"kind": "generator", "git_commit": crate::train_cmd::git_commit(), "split_hash": cache.index.split_hash(), "config_source": source, "overrides": a.set, "init_from": a.init_from});
+        let run_meta = serde_json::json!({"kind": "generator", "git_commit": crate::train_cmd::git_commit(), "split_hash": cache.index.split_hash(), "config_source": source, "overrides": a.run.set, "init_from": a.init_from});
         tinycats_data::hashing::write_atomic(&run_dir.join("run.json"), &serde_json::to_vec_pretty(&run_meta)?)?;
     }
     if let Ok(mut d) = cfg.dit(12) {
@@ -87,8 +76,8 @@ pub fn train(a: GeneratorArgs) -> Result<ExitCode> {
     let mut sinks = Sinks::default();
     sinks.sinks.push(Box::new(StepConsole { total: cfg.train.steps, last: (Instant::now(), None) }));
     sinks.sinks.push(Box::new(JsonlSink { path: run_dir.join("events.jsonl") }));
-    let store = crate::runs_cmd::store_path(a.store.as_deref());
-    let tracking = crate::runs_cmd::start_tracking(&store, "generator", &run_dir, &serde_json::to_value(&cfg)?, &crate::train_cmd::git_commit(), None, a.mlflow_uri.as_deref(), &mut sinks)?;
+    let store = crate::runs_cmd::store_path(a.tracking.store.as_deref());
+    let tracking = crate::runs_cmd::start_tracking(&store, "generator", &run_dir, &serde_json::to_value(&cfg)?, &crate::train_cmd::git_commit(), None, a.tracking.mlflow_uri.as_deref(), &mut sinks)?;
     let res = generator::train_generator(&cfg, &run_dir, &mut sinks, &GenOptions { resume: a.resume, stop_after_steps: a.steps_this_run, init_from: a.init_from.clone() });
     tracking.finish(res.is_ok())?;
     let r = res?;
@@ -103,22 +92,16 @@ pub fn train(a: GeneratorArgs) -> Result<ExitCode> {
 
 #[derive(Args)]
 pub struct AutoencoderArgs {
-    /// TOML config (every key optional; defaults documented in configs/autoencoder.toml).
-    #[arg(long)]
-    config: Option<PathBuf>,
-    /// Override a config key, e.g. --set train.steps=100 (repeatable).
-    #[arg(long = "set", value_name = "KEY=VALUE")]
-    set: Vec<String>,
-    /// Run folder (default runs/autoencoder-<unix time>); the weights are its autoencoder.safetensors.
-    #[arg(long)]
-    run_dir: Option<PathBuf>,
+    /// The weights are the run folder's autoencoder.safetensors.
+    #[command(flatten)]
+    run: crate::train_cmd::RunArgs,
     #[arg(long)]
     json: bool,
 }
 
 pub fn train_autoencoder(a: AutoencoderArgs) -> Result<ExitCode> {
-    let (text, source, run_dir) = crate::train_cmd::run_setup("autoencoder", a.config.as_deref(), a.run_dir.as_deref(), false, &a.set)?;
-    let cfg = tinycats_train::autoencoder::AeTrainConfig::load(&text, &source, &a.set)?;
+    let (text, source, run_dir) = a.run.setup("autoencoder", false)?;
+    let cfg = tinycats_train::autoencoder::AeTrainConfig::load(&text, &source, &a.run.set)?;
     let mut sinks = Sinks::default();
     sinks.sinks.push(Box::new(StepConsole { total: cfg.train.steps, last: (Instant::now(), None) }));
     sinks.sinks.push(Box::new(JsonlSink { path: run_dir.join("events.jsonl") }));
@@ -163,7 +146,7 @@ pub fn eval_ae(a: EvalAeArgs) -> Result<ExitCode> {
     if cache.size() as usize != meta.ae.image_size {
         bail!("--data {}: images are {} px but the autoencoder takes {} px", a.data.display(), cache.size(), meta.ae.image_size);
     }
-    let idx: Vec<usize> = cache.split(tinycats_data::cache::Split::Test).into_iter().filter(|&i| cache.index.classes[cache.index.entries[i].label] != "other").collect();
+    let idx = tinycats_train::autoencoder::held_out(&cache, &["other".to_string()]);
     if let Some(p) = a.out.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(p).with_context(|| format!("cannot create {}", p.display()))?;
     }

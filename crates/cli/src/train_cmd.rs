@@ -107,17 +107,44 @@ pub fn ship(mut a: ShipArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// What every `train` command takes: a config, overrides and the run folder.
+#[derive(Args)]
+pub struct RunArgs {
+    /// TOML config (every key optional; the defaults are documented in configs/<kind>.toml).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Override a config key, e.g. --set train.steps=100 (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// Run folder (default runs/<kind>-<unix time>).
+    #[arg(long)]
+    pub run_dir: Option<PathBuf>,
+}
+
+impl RunArgs {
+    /// The config text, its source and the run folder (see `run_setup`).
+    pub fn setup(&self, kind: &str, resume: bool) -> Result<(String, String, PathBuf)> {
+        run_setup(kind, self.config.as_deref(), self.run_dir.as_deref(), resume, &self.set)
+    }
+}
+
+/// Where a tracked `train` command records its run.
+#[derive(Args)]
+pub struct TrackingArgs {
+    /// Run store (SQLite) that records the run (default $TINYCATS_STORE or runs/tinycats.db).
+    #[arg(long)]
+    pub store: Option<PathBuf>,
+    /// Also mirror params, metrics, tags, status and artifacts to this MLflow tracking server.
+    #[arg(long, env = "TINYCATS_MLFLOW_URI")]
+    pub mlflow_uri: Option<String>,
+}
+
 #[derive(Args)]
 pub struct ClassifierArgs {
-    /// TOML config (every key optional; defaults documented in configs/classifier.toml).
-    #[arg(long)]
-    config: Option<PathBuf>,
-    /// Override a config key, e.g. --set train.epochs=5 (repeatable).
-    #[arg(long = "set", value_name = "KEY=VALUE")]
-    set: Vec<String>,
-    /// Run folder (default runs/classifier-<unix time>).
-    #[arg(long)]
-    run_dir: Option<PathBuf>,
+    #[command(flatten)]
+    run: RunArgs,
+    #[command(flatten)]
+    tracking: TrackingArgs,
     /// Continue the run in --run-dir from its last completed epoch (its saved config is used).
     #[arg(long, requires = "run_dir")]
     resume: bool,
@@ -127,12 +154,6 @@ pub struct ClassifierArgs {
     /// k-fold cross-validation over train ∪ val instead of one run (test stays held out).
     #[arg(long, default_value_t = 0)]
     folds: usize,
-    /// Run store (SQLite) that records the run (default $TINYCATS_STORE or runs/tinycats.db).
-    #[arg(long)]
-    store: Option<PathBuf>,
-    /// Also mirror params, metrics, tags, status and artifacts to this MLflow tracking server.
-    #[arg(long, env = "TINYCATS_MLFLOW_URI")]
-    mlflow_uri: Option<String>,
     /// Print the result as JSON on stdout.
     #[arg(long)]
     json: bool,
@@ -151,7 +172,7 @@ pub fn git_commit() -> String {
 /// What every `train` command starts with: the config text and its source (the run's saved
 /// config when resuming, where --set is refused; else --config or the defaults) and the run
 /// folder (default runs/<kind>-<unix time>; created by the caller once the config is valid).
-pub fn run_setup(kind: &str, config: Option<&std::path::Path>, run_dir: Option<&std::path::Path>, resume: bool, set: &[String]) -> Result<(String, String, PathBuf)> {
+fn run_setup(kind: &str, config: Option<&std::path::Path>, run_dir: Option<&std::path::Path>, resume: bool, set: &[String]) -> Result<(String, String, PathBuf)> {
     let config_path = if resume { run_dir.map(|d| d.join("config.toml")) } else { config.map(PathBuf::from) };
     let (text, source) = match &config_path {
         Some(p) => (std::fs::read_to_string(p).with_context(|| format!("cannot read config {}", p.display()))?, p.display().to_string()),
@@ -172,22 +193,22 @@ pub fn run(cmd: TrainCmd) -> Result<ExitCode> {
         TrainCmd::Generator(a) => return crate::gen_cmd::train(a),
         TrainCmd::Autoencoder(a) => return crate::gen_cmd::train_autoencoder(a),
         TrainCmd::Classifier(a) => {
-            let (text, source, run_dir) = run_setup("classifier", a.config.as_deref(), a.run_dir.as_deref(), a.resume, &a.set)?;
-            let cfg = ClassifierConfig::load(&text, &source, &a.set)?;
+            let (text, source, run_dir) = a.run.setup("classifier", a.resume)?;
+            let cfg = ClassifierConfig::load(&text, &source, &a.run.set)?;
             std::fs::create_dir_all(&run_dir).with_context(|| format!("cannot create {}", run_dir.display()))?;
             if !a.resume {
                 tinycats_data::hashing::write_atomic(&run_dir.join("config.toml"), toml::to_string(&cfg)?.as_bytes())?;
                 let cache_index = tinycats_data::cache::Cache::open(&cfg.data.cache)?;
-                let run_meta = serde_json::json!({"git_commit": git_commit(), "split_hash": cache_index.index.split_hash(), "config_source": source, "overrides": a.set});
+                let run_meta = serde_json::json!({"git_commit": git_commit(), "split_hash": cache_index.index.split_hash(), "config_source": source, "overrides": a.run.set});
                 drop(cache_index);
                 tinycats_data::hashing::write_atomic(&run_dir.join("run.json"), &serde_json::to_vec_pretty(&run_meta)?)?;
             }
             let mut sinks = Sinks::default();
             sinks.sinks.push(Box::new(ConsoleSink { epochs: cfg.train.epochs, epoch_seconds: 0.0 }));
             sinks.sinks.push(Box::new(JsonlSink { path: run_dir.join("events.jsonl") }));
-            let store = crate::runs_cmd::store_path(a.store.as_deref());
+            let store = crate::runs_cmd::store_path(a.tracking.store.as_deref());
             let split_hash = tinycats_data::cache::Cache::open(&cfg.data.cache).map(|c| c.index.split_hash()).ok();
-            let tracking = crate::runs_cmd::start_tracking(&store, "classifier", &run_dir, &serde_json::to_value(&cfg)?, &git_commit(), split_hash.as_deref(), a.mlflow_uri.as_deref(), &mut sinks)?;
+            let tracking = crate::runs_cmd::start_tracking(&store, "classifier", &run_dir, &serde_json::to_value(&cfg)?, &git_commit(), split_hash.as_deref(), a.tracking.mlflow_uri.as_deref(), &mut sinks)?;
             let r = classifier_body(&a, &cfg, &run_dir, &mut sinks);
             tracking.finish(r.is_ok())?;
             return r;

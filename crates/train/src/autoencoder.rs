@@ -149,19 +149,21 @@ pub fn save_autoencoder(model: &Autoencoder<Cpu>, meta: &AeMeta, path: &Path) ->
 
 pub fn load_autoencoder(path: &Path) -> Result<(Autoencoder<Cpu>, AeMeta)> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read autoencoder {}", path.display()))?;
-    let (_, st) = safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| anyhow!("{}: not a safetensors file ({e})", path.display()))?;
-    let m = st.metadata().as_ref().and_then(|m| m.get(META_KEY)).ok_or_else(|| anyhow!("{}: not a tinycats autoencoder (no `{META_KEY}` metadata)", path.display()))?;
-    let meta: AeMeta = serde_json::from_str(m).with_context(|| format!("{}: damaged autoencoder metadata", path.display()))?;
+    let meta: AeMeta = crate::weights::read_meta(&bytes, path, META_KEY, "autoencoder")?;
     meta.ae.check().map_err(|e| anyhow!("{}: {e}", path.display()))?;
     if meta.mean.len() != meta.ae.latent_channels || meta.std.len() != meta.ae.latent_channels || meta.std.iter().any(|s| !(*s > 0.0)) {
         bail!("{}: latent statistics do not match {} latent channels", path.display(), meta.ae.latent_channels);
     }
     let mut model = Autoencoder::<Cpu>::new(meta.ae, &Default::default());
-    let r = model.load_from(&mut SafetensorsStore::from_bytes(Some(bytes))).map_err(|e| anyhow!("{}: {e:?}", path.display()))?;
-    if !r.errors.is_empty() || !r.missing.is_empty() || !r.unused.is_empty() {
-        bail!("{}: weights do not match the autoencoder (missing {:?}, unexpected {:?}, errors {:?})", path.display(), r.missing, r.unused, r.errors);
-    }
+    crate::weights::load_strict(&mut model, bytes, path, "autoencoder")?;
     Ok((model, meta))
+}
+
+/// The photos an autoencoder is judged on: the test split's images of the classes not in
+/// `exclude` (the cats), which the shipped configs never train on. Training's report and
+/// `eval-ae` both use it, so their numbers are comparable.
+pub fn held_out(cache: &Cache, exclude: &[String]) -> Vec<usize> {
+    cache.split(tinycats_data::cache::Split::Test).into_iter().filter(|&i| !exclude.contains(&cache.index.classes[cache.index.entries[i].label])).collect()
 }
 
 /// Per-channel [1, C, 1, 1] tensor of `v`.
@@ -357,12 +359,7 @@ pub fn train_autoencoder(cfg: &AeTrainConfig, run_dir: &Path, sinks: &mut Sinks)
     let ae = model.valid();
     let (c, l) = (ae_cfg.latent_channels, ae_cfg.latent_size());
     let (mean, std) = channel_stats(&encode_raw(&ae, &cache, &idx, false)?, c, l * l);
-    // Held out: the cats of the splits the generator does not train on (normally the test split).
-    let held: Vec<usize> = {
-        let all = crate::generator::GeneratorConfig { data: GenDataConfig { splits: vec!["train".into(), "val".into(), "test".into()], ..cfg.data.clone() }, ..Default::default() };
-        let (every, _, _) = crate::generator::training_set(&all, &cache)?;
-        every.into_iter().filter(|i| !idx.contains(i)).collect()
-    };
+    let held: Vec<usize> = held_out(&cache, &cfg.data.exclude).into_iter().filter(|i| !idx.contains(i)).collect();
     let (held_out_l1, held_out_psnr) = reconstruction_report(&ae, &cache, if held.is_empty() { &idx } else { &held }, &run_dir.join("reconstructions.png"))?;
     let meta = AeMeta { ae: ae_cfg, mean, std, step: cfg.train.steps, held_out_l1, held_out_psnr };
     let weights = run_dir.join("autoencoder.safetensors");

@@ -145,11 +145,7 @@ pub fn load_tail(path: &Path, cut: usize, classes: usize, bn_folded: bool) -> Re
     let fresh = Tail::<Cpu>::new(cut, classes, &dev);
     let mut model = if bn_folded { fresh.fold_bn() } else { fresh };
     let bytes = tinycats_models::weights::read_sharded(path).with_context(|| format!("cannot read model {}", path.display()))?;
-    let mut store = SafetensorsStore::from_bytes(Some(bytes));
-    let r = model.load_from(&mut store).map_err(|e| anyhow!("{}: {e:?}", path.display()))?;
-    if !r.errors.is_empty() || !r.missing.is_empty() || !r.unused.is_empty() {
-        bail!("{}: weights do not match the model (missing {:?}, unexpected {:?}, errors {:?})", path.display(), r.missing, r.unused, r.errors);
-    }
+    crate::weights::load_strict(&mut model, bytes, path, "classifier")?;
     Ok(model)
 }
 

@@ -302,9 +302,7 @@ pub fn save_generator(model: &Dit<Cpu>, meta: &GeneratorMeta, path: &Path) -> Re
 
 /// Reads the metadata of a saved generator (any shard layout).
 pub fn read_generator_meta(bytes: &[u8], path: &Path) -> Result<GeneratorMeta> {
-    let (_, st) = safetensors::SafeTensors::read_metadata(bytes).map_err(|e| anyhow!("{}: not a safetensors file ({e})", path.display()))?;
-    let m = st.metadata().as_ref().and_then(|m| m.get("tinycats_generator")).ok_or_else(|| anyhow!("{}: not a tinycats generator (no `tinycats_generator` metadata)", path.display()))?;
-    serde_json::from_str(m).with_context(|| format!("{}: damaged generator metadata", path.display()))
+    crate::weights::read_meta(bytes, path, "tinycats_generator", "generator")
 }
 
 pub fn load_generator(path: &Path) -> Result<(Dit<Cpu>, GeneratorMeta)> {
@@ -312,11 +310,7 @@ pub fn load_generator(path: &Path) -> Result<(Dit<Cpu>, GeneratorMeta)> {
     let meta = read_generator_meta(&bytes, path)?;
     meta.dit.check().map_err(|e| anyhow!("{}: {e}", path.display()))?;
     let mut model = Dit::<Cpu>::new(meta.dit, &Default::default());
-    let mut store = SafetensorsStore::from_bytes(Some(bytes));
-    let r = model.load_from(&mut store).map_err(|e| anyhow!("{}: {e:?}", path.display()))?;
-    if !r.errors.is_empty() || !r.missing.is_empty() || !r.unused.is_empty() {
-        bail!("{}: weights do not match the model (missing {:?}, unexpected {:?}, errors {:?})", path.display(), r.missing, r.unused, r.errors);
-    }
+    crate::weights::load_strict(&mut model, bytes, path, "generator")?;
     Ok((model, meta))
 }
 

@@ -13,3 +13,4 @@ pub mod repa;
 pub mod schedule;
 pub mod scratch;
 pub mod sink;
+pub mod weights;
