@@ -462,7 +462,7 @@ pub fn ship(run: &std::path::Path, out: &std::path::Path, run_meta: &serde_json:
     }
     let cfg_table = toml::from_str::<toml::Table>(&cfg_text).ok();
     let data_cache = cfg_table.as_ref().and_then(|t| Some(t.get("data")?.get("cache")?.as_str()?.to_string()));
-    let manifest = serde_json::json!({"arch": "dit", "version": version, "run_id": run_id, "classes": meta.classes, "null_class": meta.null_class(), "image_size": meta.dit.image_size, "target": meta.target, "ema": meta.ema, "step": meta.step, "dit": meta.dit, "data_cache": data_cache});
+    let manifest = serde_json::json!({"arch": "dit", "version": version, "run_id": run_id, "classes": meta.classes, "null_class": meta.null_class(), "image_size": meta.image_size(), "target": meta.target, "ema": meta.ema, "step": meta.step, "dit": meta.dit, "data_cache": data_cache, "latent": meta.latent.as_ref().map(|l| serde_json::json!({"channels": l.ae.latent_channels, "size": l.ae.latent_size(), "autoencoder": generator::AUTOENCODER_FILE}))});
     tinycats_data::hashing::write_atomic(&out.join("model.json"), &serde_json::to_vec_pretty(&manifest)?)?;
     let d = meta.dit;
     let (params, flops) = d.params_and_flops();

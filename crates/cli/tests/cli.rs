@@ -419,6 +419,11 @@ fn latent_generator_train_generate_ship_export() {
     assert!(shipped.join("autoencoder.safetensors").is_file());
     let card = std::fs::read_to_string(shipped.join("MODEL_CARD.md")).unwrap();
     assert!(card.contains("centre-cropped to 16×16") && card.contains("the 8×8×4 latent of the 16-px image"), "{card}");
+    // model.json gives the painted size (not the latent's) and the latent shape.
+    let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(shipped.join("model.json")).unwrap()).unwrap();
+    assert_eq!(manifest["image_size"], 16, "{manifest}");
+    assert_eq!(manifest["latent"]["size"], 8, "{manifest}");
+    assert_eq!(manifest["latent"]["channels"], 4, "{manifest}");
     let onnx = t.path().join("out/g.int8.onnx");
     let o = tc(&["export", "--model", &s(&shipped.join("generator.safetensors")), "--out", &s(&onnx), "--quantize", "int8"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
