@@ -2,7 +2,7 @@
 # the same maths in numpy + onnxruntime for Python. Usage, after the Playwright generate test
 # has written its artifact:
 #   python3 web/scripts/parity_check.py web/test-results/siamese-seed12345-4steps-cfg3.png [MODEL.onnx]
-# MODEL defaults to the shipped models/generator/generator.int8.onnx. Pixel parity (max |diff| ≤ 1)
+# MODEL defaults to the shipped models/generator/generator.int8.onnx (a latent one brings its decoder). Pixel parity (max |diff| ≤ 1)
 # needs float activations: an `int8-dynamic` export quantizes activations at run time, and the
 # WASM and x86 integer kernels round differently (single-call outputs differ by ~0.007 on
 # average, as much as either differs from fp32), so that export cannot be checked to 1/255.
@@ -42,7 +42,11 @@ if meta.get('quantization') == 'int8-dynamic':
     sys.exit(f'{model}: an int8-dynamic export rounds activations differently in WASM and on x86, so pixel parity is undefined; check with a weight-only export (see the comment at the top of this script)')
 breed, null = json.loads(meta['labels']).index('Siamese'), int(meta['null_class'])
 target = meta.get('target', 'velocity')  # as src/lib/metadata.ts defaults it
-x = noise(seed, 3 * 64 * 64).reshape(1, 3, 64, 64)
+# A latent generator samples a latent_channels × latent_size² latent and paints it through the
+# decoder graph named in its metadata (beside the generator), as src/worker/worker.ts does.
+size = int(meta.get('image_size', 64))
+c, l = int(meta.get('latent_channels', 3)), int(meta.get('latent_size', size))
+x = noise(seed, c * l * l).reshape(1, c, l, l)
 for k in range(steps):
     t = k / steps
     v = s.run(None, {'x_t': np.concatenate([x, x]), 't': np.array([t, t], np.float32), 'breed': np.array([breed, null], np.int64)})[0]
@@ -50,6 +54,9 @@ for k in range(steps):
         v = ((v - np.concatenate([x, x])) / np.float32(max(1 - t, 0.05))).astype(np.float32)
     vm = (v[1] + np.float32(cfg) * (v[0] - v[1])).astype(np.float32)
     x = (x + vm * np.float32(1 / steps)).astype(np.float32)
+if 'decoder' in meta:
+    dec = ort.InferenceSession(os.path.join(os.path.dirname(model), meta['decoder']))
+    x = dec.run(None, {'latent': x[:1]})[0]
 ref = np.round(np.clip((x[0] + 1) / 2, 0, 1) * 255).astype(np.int32).transpose(1, 2, 0)
 web = np.asarray(Image.open(sys.argv[1]).convert('RGB')).astype(np.int32)
 d = np.abs(ref - web)

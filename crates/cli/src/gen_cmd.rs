@@ -245,10 +245,10 @@ pub struct GenerateArgs {
     /// the shipped model (docs/RESULTS.md).
     #[arg(long, default_value_t = 20)]
     steps: usize,
-    /// Guidance scale (1 = no guidance). Default 8 with guidance until t = 0.6: on the shipped
-    /// model with uniform steps, against CFG 4.5 on every step, FID-like 173.6 vs 179.5 and breed
-    /// agreement 28.0% vs 27.1% (n = 1,008), with 17.5% fewer network passes (docs/RESULTS.md).
-    #[arg(long, default_value_t = 8.0)]
+    /// Guidance scale (1 = no guidance), applied until t = 0.6 (`--guidance-to`). Default 5: on
+    /// the shipped latent model, against CFG 8, FID-like 123.1 vs 140.7 and breed agreement
+    /// 39.3% vs 36.4% (n = 1,008, docs/RESULTS.md).
+    #[arg(long, default_value_t = 5.0)]
     cfg: f64,
     /// Seed of the first image; image k uses seed + k.
     #[arg(long, default_value_t = 0)]
@@ -335,7 +335,7 @@ pub struct EvalGenArgs {
     #[arg(long, default_value_t = 20)]
     steps: usize,
     /// Guidance scale; the same default as `generate`.
-    #[arg(long, default_value_t = 8.0)]
+    #[arg(long, default_value_t = 5.0)]
     cfg: f64,
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -484,7 +484,7 @@ pub fn ship(run: &std::path::Path, out: &std::path::Path, run_meta: &serde_json:
          - Classes: {} (null class for guidance: {}).\n\
          - Training: {} steps, batch {}, {:.1} images/s on the training machine, {:.0} s; last logged loss {last_loss:.4}.\n\
          - Weights: EMA (`generator.safetensors`), fp32. Run `{run_id}`, git {commit}, version `{version}`.\n\
-         - Sampling: Euler or Heun from t = 0 to 1, classifier-free guidance applied once per step (by default CFG 8 on the steps with t ≤ 0.6 only, on a time grid shifted towards the noise end, `--time-shift 4`, with stochastic steps, `--eta 0.6`).\n\n\
+         - Sampling: Euler or Heun from t = 0 to 1, classifier-free guidance applied once per step (by default CFG 5 on the steps with t ≤ 0.6 only, on a time grid shifted towards the noise end, `--time-shift 4`, with stochastic steps, `--eta 0.6`).\n\n\
          Config:\n\n```toml\n{cfg_text}```\n\nReproduce: `scripts/train_generator.sh` (see docs/RESULTS.md).\n",
         meta.target,
         d.patch,

@@ -92,4 +92,17 @@ describe.skipIf(!existsSync(clf) || !existsSync(gen))('shipped ONNX models', () 
     expect(info.nullClass).toBe(12);
     expect(info.imageSize).toBe(64);
   });
+  it('a latent generator names a decoder that lies beside it and takes its latent', () => {
+    const info = generatorInfo(readOnnxMetadata(readFileSync(gen)));
+    if (info.decoder === undefined) {
+      expect(info.channels).toBe(3); // a pixel generator samples the image itself
+      return;
+    }
+    const dec = path.join(path.dirname(gen), info.decoder);
+    expect(existsSync(dec)).toBe(true);
+    const meta = readOnnxMetadata(readFileSync(dec));
+    expect(meta.kind).toBe('latent_decoder');
+    // The decoder maps exactly the generator's latent to its image size.
+    expect([meta.latent_channels, meta.latent_size, meta.image_size].map(Number)).toEqual([info.channels, info.sampleSize, info.imageSize]);
+  });
 });

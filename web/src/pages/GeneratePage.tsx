@@ -9,9 +9,9 @@ import { MAX_TIME_SHIFT, MIN_TIME_SHIFT, type Response } from '../worker/protoco
 export function GeneratePage() {
   const model = useModel('generator');
   const labels = model.info?.kind === 'generator' ? model.info.labels : [];
-  // Defaults match the CLI's `tinycats generate` (20 Euler steps, CFG 8 guiding until t = 0.6,
+  // Defaults match the CLI's `tinycats generate` (20 Euler steps, CFG 5 guiding until t = 0.6,
   // time shift 4, η 0.6).
-  const [form, dispatch] = useReducer(generateReducer, { breed: 0, steps: 20, cfg: 8, seed: 0, guidanceTo: 0.6, timeShift: 4, eta: 0.6 }, (s) => ({ ...s, seed: randomSeed() }));
+  const [form, dispatch] = useReducer(generateReducer, { breed: 0, steps: 20, cfg: 5, seed: 0, guidanceTo: 0.6, timeShift: 4, eta: 0.6 }, (s) => ({ ...s, seed: randomSeed() }));
   const canvasRef = useRef<HTMLCanvasElement>(null);
   const [running, setRunning] = useState(false);
   const [progress, setProgress] = useState<{ step: number; steps: number; stepMs: number } | null>(null);
