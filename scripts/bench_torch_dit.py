@@ -47,20 +47,20 @@ class Block(nn.Module):
 
 
 class DiT(nn.Module):
-    def __init__(self, size, patch, hidden, depth, heads, mlp, classes):
+    def __init__(self, size, patch, hidden, depth, heads, mlp, classes, channels=3):
         super().__init__()
-        self.p, self.g, self.h = patch, size // patch, hidden
-        self.x_embed = nn.Linear(patch * patch * 3, hidden)
+        self.p, self.g, self.h, self.c = patch, size // patch, hidden, channels
+        self.x_embed = nn.Linear(patch * patch * channels, hidden)
         self.t1, self.t2 = nn.Linear(256, hidden), nn.Linear(hidden, hidden)
         self.y = nn.Embedding(classes + 1, hidden)
         self.blocks = nn.ModuleList([Block(hidden, heads, mlp) for _ in range(depth)])
-        self.f_ada, self.f_lin = nn.Linear(hidden, 2 * hidden), nn.Linear(hidden, patch * patch * 3)
+        self.f_ada, self.f_lin = nn.Linear(hidden, 2 * hidden), nn.Linear(hidden, patch * patch * channels)
         self.register_buffer("pe", pos_embed(hidden, self.g))
         self.register_buffer("freqs", torch.exp(-math.log(10000) * torch.arange(128) / 128))
 
     def forward(self, x, t, y):
-        n, p, g = x.shape[0], self.p, self.g
-        x = x.reshape(n, 3, g, p, g, p).permute(0, 2, 4, 3, 5, 1).reshape(n, g * g, p * p * 3)
+        n, p, g, ch = x.shape[0], self.p, self.g, self.c
+        x = x.reshape(n, ch, g, p, g, p).permute(0, 2, 4, 3, 5, 1).reshape(n, g * g, p * p * ch)
         h = self.x_embed(x) + self.pe
         a = (t * 1000).unsqueeze(1) * self.freqs
         c = self.t2(F.silu(self.t1(torch.cat([a.cos(), a.sin()], 1)))) + self.y(y)
@@ -68,12 +68,13 @@ class DiT(nn.Module):
             h = b(h, c)
         sh, sc = self.f_ada(F.silu(c)).chunk(2, 1)
         out = self.f_lin(modulate(ln(h), sh, sc))
-        return out.reshape(n, g, g, p, p, 3).permute(0, 5, 1, 3, 2, 4).reshape(n, 3, g * p, g * p)
+        return out.reshape(n, g, g, p, p, ch).permute(0, 5, 1, 3, 2, 4).reshape(n, ch, g * p, g * p)
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--size", type=int, default=64)
+    ap.add_argument("--channels", type=int, default=3)
     ap.add_argument("--patch", type=int, default=8)
     ap.add_argument("--hidden", type=int, default=192)
     ap.add_argument("--depth", type=int, default=6)
@@ -87,9 +88,9 @@ def main():
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
     dev = torch.device(a.device)
-    m = DiT(a.size, a.patch, a.hidden, a.depth, a.heads, 4, 12).to(dev).train()
+    m = DiT(a.size, a.patch, a.hidden, a.depth, a.heads, 4, 12, a.channels).to(dev).train()
     opt = torch.optim.AdamW(m.parameters(), lr=4e-4, betas=(0.9, 0.99), weight_decay=0.0)
-    x1 = torch.rand(a.batch, 3, a.size, a.size, device=dev) * 2 - 1
+    x1 = torch.rand(a.batch, a.channels, a.size, a.size, device=dev) * 2 - 1
     y = torch.randint(0, 13, (a.batch,), device=dev)
 
     def step():

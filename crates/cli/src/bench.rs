@@ -286,6 +286,12 @@ pub struct DitBench {
     /// Patch size instead of the preset's (e.g. 4: the 256-token run `gen-p4-64` trains).
     #[arg(long)]
     patch: Option<usize>,
+    /// Input side and channels instead of the preset's, e.g. --size 16 --channels 4 --patch 2:
+    /// the shipped latent generator's DiT (16×16×4 latents, 64 tokens).
+    #[arg(long)]
+    size: Option<usize>,
+    #[arg(long)]
+    channels: Option<usize>,
     #[arg(long, default_value_t = 32)]
     batch: usize,
     #[arg(long, default_value_t = 5)]
@@ -309,21 +315,21 @@ pub fn dit_step(a: DitBench) -> Result<ExitCode> {
     use tinycats_models::CpuTrain;
     use tinycats_train::generator::{draw_step, flow_loss, ObjectiveConfig};
     let mut cfg = DitConfig::preset(&a.preset, 12).with_context(|| format!("--preset {}: use tiny, small or base", a.preset))?;
-    if let Some(p) = a.patch {
-        cfg.patch = p;
-        cfg.check().map_err(|e| anyhow::anyhow!("--patch {p}: {e}"))?;
-    }
+    cfg.patch = a.patch.unwrap_or(cfg.patch);
+    cfg.image_size = a.size.unwrap_or(cfg.image_size);
+    cfg.channels = a.channels.unwrap_or(cfg.channels);
+    cfg.check().map_err(|e| anyhow::anyhow!("--patch/--size/--channels: {e}"))?;
     let threads = a.threads.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
     let pool = pool_of(threads)?;
     let (params, flops) = cfg.params_and_flops();
-    let mut out = serde_json::json!({"backend": tinycats_models::BACKEND_NAME, "preset": a.preset, "patch": cfg.patch, "batch": a.batch, "threads": threads, "steps": a.steps, "params": params, "gflop_per_image_fwd": flops as f64 / 1e9});
+    let mut out = serde_json::json!({"backend": tinycats_models::BACKEND_NAME, "preset": a.preset, "patch": cfg.patch, "size": cfg.image_size, "channels": cfg.channels, "batch": a.batch, "threads": threads, "steps": a.steps, "params": params, "gflop_per_image_fwd": flops as f64 / 1e9});
     let ips = pool.install(|| -> Result<f64> {
         let dev = Default::default();
         let mut model = Dit::<CpuTrain>::new(cfg, &dev);
         let mut optim = AdamWConfig::new().with_beta_2(0.99).with_grad_clipping(Some(burn::grad_clipping::GradientClippingConfig::Norm(1.0))).init::<CpuTrain, Dit<CpuTrain>>();
-        let s = cfg.image_size;
-        let per = 3 * s * s;
-        let x1 = Tensor::<CpuTrain, 4>::random([a.batch, 3, s, s], burn::tensor::Distribution::Uniform(-1.0, 1.0), &dev);
+        let (s, c) = (cfg.image_size, cfg.channels);
+        let per = c * s * s;
+        let x1 = Tensor::<CpuTrain, 4>::random([a.batch, c, s, s], burn::tensor::Distribution::Uniform(-1.0, 1.0), &dev);
         let labels: Vec<usize> = (0..a.batch).map(|i| i % 12).collect();
         let obj = ObjectiveConfig::default();
         images_per_s::<CpuTrain>(&dev, a.batch, a.steps, |n, k0| {
@@ -339,7 +345,7 @@ pub fn dit_step(a: DitBench) -> Result<ExitCode> {
     if let Some(py) = &a.torch {
         let script = torch_script("bench_torch_dit.py");
         let args = [
-            "--size", &cfg.image_size.to_string(), "--patch", &cfg.patch.to_string(), "--hidden", &cfg.hidden.to_string(), "--depth", &cfg.depth.to_string(),
+            "--size", &cfg.image_size.to_string(), "--channels", &cfg.channels.to_string(), "--patch", &cfg.patch.to_string(), "--hidden", &cfg.hidden.to_string(), "--depth", &cfg.depth.to_string(),
             "--heads", &cfg.heads.to_string(), "--batch", &a.batch.to_string(), "--steps", &a.steps.to_string(), "--threads", &threads.to_string(),
             "--device", TORCH_DEVICE,
         ];
@@ -357,7 +363,7 @@ pub fn dit_step(a: DitBench) -> Result<ExitCode> {
     if a.json {
         println!("{out}");
     } else {
-        println!("DiT {} (patch {}) training step, batch {}, {} thread(s), fp32, {:.2} M params:", a.preset, cfg.patch, a.batch, threads, params as f64 / 1e6);
+        println!("DiT {} ({}×{}×{}, patch {}) training step, batch {}, {} thread(s), fp32, {:.2} M params:", a.preset, cfg.image_size, cfg.image_size, cfg.channels, cfg.patch, a.batch, threads, params as f64 / 1e6);
         println!("  {} {:>8.1} images/s ({:.1} GFLOP/s)", tinycats_models::BACKEND_NAME, ips, out["burn"]["gflop_per_s"].as_f64().unwrap_or(0.0));
         if let Some(t) = out.get("torch") {
             println!("  PyTorch {} {:>8.1} images/s", t["torch"].as_str().unwrap_or("?"), t["images_per_s"].as_f64().unwrap_or(0.0));

@@ -443,3 +443,15 @@ fn latent_generator_train_generate_ship_export() {
     let o = tc(&["generate", "--model", &s(&shipped.join("generator.safetensors")), "--breed", "bengal", "--out", &s(&never)]);
     assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("autoencoder"));
 }
+
+/// `bench dit-step` times the shipped latent generator's DiT shape (here a tiny one), and refuses
+/// a shape whose patch does not divide the side, naming the flags.
+#[test]
+fn bench_dit_step_takes_a_latent_shape() {
+    let v = ok_json(&["bench", "dit-step", "--preset", "tiny", "--size", "8", "--channels", "4", "--patch", "2", "--steps", "1", "--batch", "2", "--threads", "1", "--json"]);
+    assert_eq!((v["size"].as_u64(), v["channels"].as_u64(), v["patch"].as_u64()), (Some(8), Some(4), Some(2)), "{v}");
+    assert!(v["burn"]["images_per_s"].as_f64().unwrap() > 0.0, "{v}");
+    let o = tc(&["bench", "dit-step", "--preset", "tiny", "--size", "9", "--patch", "2", "--steps", "1"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("--patch/--size/--channels"), "{err}");
+}
