@@ -86,35 +86,36 @@ fn generator(path: &Path, decoder_out: &Path) -> Result<(nets::Exported, &'stati
         .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
         .map(|v| (v["version"].as_str().unwrap_or("unversioned").to_string(), v["run_id"].as_str().unwrap_or("").to_string()))
         .unwrap_or(("unversioned".into(), String::new()));
+    let latent = tinycats_train::generator::latent_autoencoder(path, &meta)?;
     let mut md = vec![
         kv("kind", "generator"),
         kv("labels", serde_json::to_string(&meta.classes)?),
-        kv("image_size", meta.dit.image_size),
+        kv("image_size", meta.image_size()),
         kv("null_class", meta.null_class()),
         kv("target", &meta.target),
         kv("flow", "x_t = (1 − t)·noise + t·image; t = 0 is noise, t = 1 the image; velocity v = image − noise"),
         kv("input", format!("x_t: float32 [N,{},S,S]; t: float32 [N] in [0,1]; breed: int64 [N] (null_class = unconditional)", meta.dit.channels)),
         kv("output", if meta.target == "x" { "x_hat: the clean-image estimate in [-1,1]; v = (x_hat − x_t)/max(1 − t, 0.05)" } else { "velocity: v; Euler step x += v·dt" }),
-        kv("normalisation", "images in [-1,1]: pixel = (x + 1)/2"),
+        kv(
+            "normalisation",
+            if latent.is_some() {
+                "x_t is the autoencoder's normalised latent; the decoder graph maps the final latent to an image in [-1,1]: pixel = (x + 1)/2"
+            } else {
+                "images in [-1,1]: pixel = (x + 1)/2"
+            },
+        ),
         kv("guidance", "none inside: run breed and null_class, v = v_null + s·(v_breed − v_null)"),
         kv("ema", meta.ema),
         kv("training_step", meta.step),
         kv("model_version", version.0),
         kv("training_run_id", version.1),
     ];
-    let decoder = match tinycats_train::generator::latent_autoencoder(path, &meta)? {
+    let decoder = match latent {
         None => None,
         Some((ae, lm)) => {
             // The DiT works on the normalised latent; the decoder graph turns it into pixels.
             let file = decoder_out.file_name().map(|f| f.to_string_lossy().to_string()).unwrap_or_default();
-            md.retain(|(k, _)| k != "image_size" && k != "normalisation");
-            md.extend([
-                kv("image_size", lm.ae.image_size),
-                kv("latent_channels", meta.dit.channels),
-                kv("latent_size", meta.dit.image_size),
-                kv("decoder", &file),
-                kv("normalisation", "x_t is the autoencoder's normalised latent; the decoder graph maps the final latent to an image in [-1,1]: pixel = (x + 1)/2"),
-            ]);
+            md.extend([kv("latent_channels", meta.dit.channels), kv("latent_size", meta.dit.image_size), kv("decoder", &file)]);
             let dmd = vec![kv("kind", "latent_decoder"), kv("image_size", lm.ae.image_size), kv("latent_channels", lm.ae.latent_channels), kv("latent_size", lm.ae.latent_size()), kv("input", "latent: float32 [N,C,L,L], the generator's normalised latent"), kv("output", "image: float32 [N,3,S,S] in [-1,1]")];
             Some(nets::decoder(&ae.decoder, &lm.mean, &lm.std, &dmd)?)
         }

@@ -275,11 +275,12 @@ pub fn breed_index(classes: &[String], name: &str) -> Result<usize> {
 pub fn generate(a: GenerateArgs) -> Result<ExitCode> {
     let path = a.model.clone().unwrap_or_else(|| PathBuf::from(SHIPPED_GENERATOR));
     let (model, meta) = generator::load_generator(&path)?;
-    let painter = generator::Painter::for_generator(&path, &meta)?;
     if a.list {
         println!("{}", meta.classes.join("\n"));
         return Ok(ExitCode::SUCCESS);
     }
+    // After --list, which needs only the breeds, not a latent generator's decoder.
+    let painter = generator::Painter::for_generator(&path, &meta)?;
     let breed = breed_index(&meta.classes, a.breed.as_deref().unwrap_or_default())?;
     if a.n == 0 || a.n > 1024 {
         bail!("--n must be 1..=1024 (got {})", a.n);

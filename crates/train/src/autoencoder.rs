@@ -16,7 +16,6 @@ use anyhow::{anyhow, bail, Context, Result};
 use burn::module::AutodiffModule;
 use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
 use burn::prelude::*;
-use burn_store::{ModuleSnapshot, SafetensorsStore};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
@@ -141,9 +140,7 @@ pub struct AeMeta {
 const META_KEY: &str = "tinycats_autoencoder";
 
 pub fn save_autoencoder(model: &Autoencoder<Cpu>, meta: &AeMeta, path: &Path) -> Result<()> {
-    let mut store = SafetensorsStore::from_bytes(None).metadata(META_KEY, serde_json::to_string(meta)?);
-    model.save_into(&mut store).map_err(|e| anyhow!("cannot serialise autoencoder: {e:?}"))?;
-    let bytes = store.get_bytes().map_err(|e| anyhow!("cannot serialise autoencoder: {e:?}"))?;
+    let bytes = crate::weights::to_bytes(model, &[(META_KEY, serde_json::to_string(meta)?)], "autoencoder")?;
     tinycats_data::hashing::write_atomic(path, &bytes)
 }
 

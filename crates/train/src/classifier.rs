@@ -13,7 +13,6 @@ use burn::module::AutodiffModule;
 use burn::optim::{AdamWConfig, GradientsAccumulator, GradientsParams, Optimizer};
 use burn::prelude::*;
 use burn::tensor::activation::{log_softmax, softmax};
-use burn_store::{ModuleSnapshot, SafetensorsStore};
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -130,12 +129,7 @@ pub fn predict_probs(model: &Tail<Cpu>, f: &Features, idx: &[usize]) -> Result<V
 }
 
 pub fn save_tail(model: &Tail<Cpu>, path: &Path, meta: &[(&str, String)]) -> Result<()> {
-    let mut store = SafetensorsStore::from_bytes(None);
-    for (k, v) in meta {
-        store = store.metadata(*k, v.clone());
-    }
-    model.save_into(&mut store).map_err(|e| anyhow!("cannot serialise weights: {e:?}"))?;
-    let bytes = store.get_bytes().map_err(|e| anyhow!("cannot serialise weights: {e:?}"))?;
+    let bytes = crate::weights::to_bytes(model, meta, "weights")?;
     tinycats_models::weights::write_sharded(path, &bytes, tinycats_models::weights::SHARD_LIMIT, &|p, b| tinycats_data::hashing::write_atomic(p, b))?;
     Ok(())
 }

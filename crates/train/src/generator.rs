@@ -292,17 +292,18 @@ impl Painter {
     }
 }
 
+/// The safetensors metadata entry that holds a generator's `GeneratorMeta`.
+const META_KEY: &str = "tinycats_generator";
+
 pub fn save_generator(model: &Dit<Cpu>, meta: &GeneratorMeta, path: &Path) -> Result<()> {
-    let mut store = SafetensorsStore::from_bytes(None).metadata("tinycats_generator", serde_json::to_string(meta)?);
-    model.save_into(&mut store).map_err(|e| anyhow!("cannot serialise generator: {e:?}"))?;
-    let bytes = store.get_bytes().map_err(|e| anyhow!("cannot serialise generator: {e:?}"))?;
+    let bytes = crate::weights::to_bytes(model, &[(META_KEY, serde_json::to_string(meta)?)], "generator")?;
     tinycats_models::weights::write_sharded(path, &bytes, tinycats_models::weights::SHARD_LIMIT, &|p, b| tinycats_data::hashing::write_atomic(p, b))?;
     Ok(())
 }
 
 /// Reads the metadata of a saved generator (any shard layout).
 pub fn read_generator_meta(bytes: &[u8], path: &Path) -> Result<GeneratorMeta> {
-    crate::weights::read_meta(bytes, path, "tinycats_generator", "generator")
+    crate::weights::read_meta(bytes, path, META_KEY, "generator")
 }
 
 pub fn load_generator(path: &Path) -> Result<(Dit<Cpu>, GeneratorMeta)> {

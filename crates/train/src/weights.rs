@@ -1,12 +1,24 @@
-//! Loading a module from safetensors bytes written by tinycats: the JSON metadata entry that
-//! describes the network, and a strict load (every tensor present, none left over), shared by
-//! the classifier, generator and autoencoder loaders so each names its file in errors the same way.
+//! A module ↔ safetensors bytes as tinycats writes them: serialising with JSON metadata entries
+//! that describe the network, reading such an entry back, and a strict load (every tensor
+//! present, none left over). Shared by the classifier, generator and autoencoder, so each names
+//! its file in errors the same way.
 
 use anyhow::{anyhow, bail, Context, Result};
 use burn::prelude::*;
 use burn_store::{ModuleSnapshot, SafetensorsStore};
 use serde::de::DeserializeOwned;
 use std::path::Path;
+
+/// `model`'s tensors as safetensors bytes with the metadata entries `meta`; `what` names the
+/// kind of network in errors.
+pub fn to_bytes<B: Backend, M: ModuleSnapshot<B>>(model: &M, meta: &[(&str, String)], what: &str) -> Result<Vec<u8>> {
+    let mut store = SafetensorsStore::from_bytes(None);
+    for (k, v) in meta {
+        store = store.metadata(*k, v.clone());
+    }
+    model.save_into(&mut store).map_err(|e| anyhow!("cannot serialise {what}: {e:?}"))?;
+    store.get_bytes().map_err(|e| anyhow!("cannot serialise {what}: {e:?}"))
+}
 
 /// The JSON metadata entry `key` of a safetensors file; `what` names the kind of file in errors
 /// ("generator", "autoencoder").
