@@ -398,6 +398,33 @@ fn latent_generator_train_generate_ship_export() {
     assert!(r["psnr_db"].as_f64().unwrap() > 0.0 && grid.is_file(), "{r}");
     let o = tc(&["eval-ae", "--autoencoder", &s(&t.path().join("none.safetensors")), "--data", &cache]);
     assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("none.safetensors"));
+    // A classifier folder that is not one is refused by name before anything is written.
+    let never = t.path().join("never/r.png");
+    let o = tc(&["eval-ae", "--autoencoder", &ae_file, "--data", &cache, "--classifier", &s(&t.path().join("noclf")), "--out", &s(&never)]);
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("noclf"), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(!never.parent().unwrap().exists(), "a refused eval-ae created its output folder");
+    // With --classifier, breed agreement on the photos and on their reconstructions, per breed.
+    let weights = repo().join("data/weights/efficientnet-lite0.safetensors");
+    if weights.is_file() {
+        let o = Command::new(env!("CARGO_BIN_EXE_tinycats"))
+            .env("TINYCATS_WEIGHTS", &weights)
+            .args(["eval-ae", "--autoencoder", &ae_file, "--data", &cache, "--out", &s(&grid), "--json", "--classifier", &s(&repo().join("models/classifier"))])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let g = serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()["agreement"].clone();
+        let per = g["per_breed"].as_array().unwrap();
+        assert_eq!(per.iter().map(|b| b["n"].as_u64().unwrap()).sum::<u64>() as usize, test_cats, "{g}");
+        for key in ["photos", "reconstructions"] {
+            // The overall share is the breeds' hits over all test cats, and each breed's share is a count over its n.
+            let hits: f64 = per.iter().map(|b| b[key].as_f64().unwrap() * b["n"].as_f64().unwrap()).sum();
+            let whole = |x: f64| (x - x.round()).abs() < 1e-6;
+            assert!(per.iter().all(|b| whole(b[key].as_f64().unwrap() * b["n"].as_f64().unwrap())), "{g}");
+            assert!((g[key].as_f64().unwrap() - hits / test_cats as f64).abs() < 1e-9, "{key}: {g}");
+        }
+    } else {
+        eprintln!("SKIPPED eval-ae --classifier: run scripts/setup.sh for the weights");
+    }
     let o = tc(&[
         "train", "generator", "--run-dir", &s(&run), "--set", "model.preset=tiny", "--set", "model.patch=2", "--set", &format!("data.cache=\"{cache}\""),
         "--set", &format!("data.autoencoder=\"{ae_file}\""), "--set", "train.steps=2", "--set", "train.batch_size=4", "--set", "predictions.every=2",

@@ -253,6 +253,18 @@ pub fn reconstruction_error(ae: &Autoencoder<Cpu>, cache: &Cache, idx: &[usize])
     Ok((abs / n, 10.0 * (1.0 / (sq / n).max(1e-12)).log10()))
 }
 
+/// `idx`'s reconstructions as HWC u8 images, so a classifier can say how much breed detail the
+/// decoder keeps: that bounds what any generator in this latent space can show.
+pub fn reconstructions_rgb8(ae: &Autoencoder<Cpu>, cache: &Cache, idx: &[usize]) -> Result<Vec<Vec<u8>>> {
+    let s = cache.size() as usize;
+    let mut out = Vec::with_capacity(idx.len());
+    for chunk in idx.chunks(64) {
+        let x = Tensor::<Cpu, 4>::from_data(TensorData::new(images_nchw(cache, chunk, false), [chunk.len(), 3, s, s]), &Default::default());
+        out.extend(crate::generator::to_rgb8(ae.decoder.forward(ae.encoder.forward(x)).clamp(-1.0, 1.0))?);
+    }
+    Ok(out)
+}
+
 /// `reconstruction_error` of `idx`, plus a picture: 8 of the photos (top row) over their
 /// reconstructions, written to `png`.
 pub fn reconstruction_report(ae: &Autoencoder<Cpu>, cache: &Cache, idx: &[usize], png: &Path) -> Result<(f64, f64)> {
