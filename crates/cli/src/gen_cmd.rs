@@ -152,19 +152,14 @@ pub fn eval_ae(a: EvalAeArgs) -> Result<ExitCode> {
         bail!("--data {}: images are {} px but the autoencoder takes {} px", a.data.display(), cache.size(), meta.ae.image_size);
     }
     // Loaded before anything is written, so a wrong folder fails at once.
-    let pred = match &a.classifier {
-        Some(dir) => Some(tinycats_train::predictor::Predictor::load(dir, &tinycats_train::predictor::default_backbone())?),
-        None => None,
-    };
+    let pred = a.classifier.as_deref().map(|dir| tinycats_train::predictor::Predictor::load(dir, &tinycats_train::predictor::default_backbone())).transpose()?;
     let idx = tinycats_train::autoencoder::held_out(&cache, &["other".to_string()]);
     if let Some(p) = a.out.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(p).with_context(|| format!("cannot create {}", p.display()))?;
     }
-    let (l1, psnr) = tinycats_train::autoencoder::reconstruction_report(&ae, &cache, &idx, &a.out)?;
-    let agreement = match &pred {
-        Some(pred) => Some(reconstruction_agreement(pred, &ae, &cache, &idx)?),
-        None => None,
-    };
+    let rec = tinycats_train::autoencoder::reconstruction_report(&ae, &cache, &idx, &a.out)?;
+    let (l1, psnr) = (rec.l1, rec.psnr_db);
+    let agreement = pred.as_ref().map(|pred| reconstruction_agreement(pred, &cache, &idx, &rec.images)).transpose()?;
     if a.json {
         println!("{}", serde_json::json!({"images": idx.len(), "l1": l1, "psnr_db": psnr, "grid": a.out, "agreement": agreement}));
     } else {
@@ -194,33 +189,26 @@ struct AgreementKept {
     per_breed: Vec<BreedKept>,
 }
 
-/// The classifier's breed agreement on `idx`'s photos and on their reconstructions.
-fn reconstruction_agreement(pred: &tinycats_train::predictor::Predictor, ae: &tinycats_models::autoencoder::Autoencoder<tinycats_models::Cpu>, cache: &tinycats_data::cache::Cache, idx: &[usize]) -> Result<AgreementKept> {
+/// The classifier's breed agreement on `idx`'s photos and on `recs`, their reconstructions.
+fn reconstruction_agreement(pred: &tinycats_train::predictor::Predictor, cache: &tinycats_data::cache::Cache, idx: &[usize], recs: &[Vec<u8>]) -> Result<AgreementKept> {
     use tinycats_train::gen_eval::{agreement_counts, features};
     let side = cache.size() as usize;
-    let mut breeds: Vec<String> = Vec::new();
-    let labels: Vec<usize> = idx
-        .iter()
-        .map(|&i| {
-            let name = &cache.index.classes[cache.index.entries[i].label];
-            breeds.iter().position(|b| b == name).unwrap_or_else(|| {
-                breeds.push(name.clone());
-                breeds.len() - 1
-            })
-        })
-        .collect();
+    let name = |i: usize| &cache.index.classes[cache.index.entries[i].label];
+    // The breeds present, sorted, so the report lists them alphabetically.
+    let mut breeds: Vec<String> = idx.iter().map(|&i| name(i).clone()).collect();
+    breeds.sort();
+    breeds.dedup();
+    let labels: Vec<usize> = idx.iter().map(|&i| breeds.binary_search(name(i)).unwrap_or_else(|at| at)).collect();
     let photos: Vec<Vec<u8>> = idx.iter().map(|&i| cache.image(i).to_vec()).collect();
-    let recs = tinycats_train::autoencoder::reconstructions_rgb8(ae, cache, idx)?;
     let clf = &pred.manifest.classes;
     let p = agreement_counts(&breeds, clf, &labels, &features(pred, &photos, side)?.0);
-    let r = agreement_counts(&breeds, clf, &labels, &features(pred, &recs, side)?.0);
+    let r = agreement_counts(&breeds, clf, &labels, &features(pred, recs, side)?.0);
     let share = |c: &[(usize, usize, String)]| c.iter().map(|x| x.1).sum::<usize>() as f64 / idx.len().max(1) as f64;
-    let mut per_breed: Vec<BreedKept> = breeds
+    let per_breed: Vec<BreedKept> = breeds
         .iter()
         .zip(p.iter().zip(&r))
         .map(|(b, (p, r))| BreedKept { breed: b.clone(), n: p.0, photos: p.1 as f64 / p.0.max(1) as f64, reconstructions: r.1 as f64 / r.0.max(1) as f64 })
         .collect();
-    per_breed.sort_by(|a, b| a.breed.cmp(&b.breed));
     Ok(AgreementKept { photos: share(&p), reconstructions: share(&r), per_breed })
 }
 

@@ -233,15 +233,30 @@ fn channel_stats(z: &[f32], channels: usize, plane: usize) -> (Vec<f32>, Vec<f32
     (mean, std)
 }
 
-/// Mean |x̂ − x| and PSNR (pixels in [0, 1]) of reconstructions without latent noise.
-pub fn reconstruction_error(ae: &Autoencoder<Cpu>, cache: &Cache, idx: &[usize]) -> Result<(f64, f64)> {
+/// How well an autoencoder reconstructs some photos (without latent noise).
+#[derive(Debug, Clone)]
+pub struct Reconstructions {
+    /// Mean |x̂ − x|, pixels in [0, 1].
+    pub l1: f64,
+    pub psnr_db: f64,
+    /// The reconstructions as HWC u8 images, in the photos' order, so a classifier can say how
+    /// much breed detail the decoder keeps: that bounds what any generator in this latent space
+    /// can show.
+    pub images: Vec<Vec<u8>>,
+}
+
+/// Reconstructs `idx`'s photos and measures the error.
+pub fn reconstruct(ae: &Autoencoder<Cpu>, cache: &Cache, idx: &[usize]) -> Result<Reconstructions> {
     let s = cache.size() as usize;
     let dev = Default::default();
     let (mut abs, mut sq, mut n) = (0f64, 0f64, 0usize);
+    let mut images = Vec::with_capacity(idx.len());
     for chunk in idx.chunks(64) {
         let x = images_nchw(cache, chunk, false);
         let xt = Tensor::<Cpu, 4>::from_data(TensorData::new(x.clone(), [chunk.len(), 3, s, s]), &dev);
-        let y: Vec<f32> = ae.decoder.forward(ae.encoder.forward(xt)).clamp(-1.0, 1.0).into_data().to_vec().map_err(|e| anyhow!("{e:?}"))?;
+        let yt = ae.decoder.forward(ae.encoder.forward(xt)).clamp(-1.0, 1.0);
+        images.extend(crate::generator::to_rgb8(yt.clone())?);
+        let y: Vec<f32> = yt.into_data().to_vec().map_err(|e| anyhow!("{e:?}"))?;
         for (a, b) in x.iter().zip(&y) {
             let d = ((a - b) * 0.5) as f64;
             abs += d.abs();
@@ -250,24 +265,12 @@ pub fn reconstruction_error(ae: &Autoencoder<Cpu>, cache: &Cache, idx: &[usize])
         n += x.len();
     }
     let n = n.max(1) as f64;
-    Ok((abs / n, 10.0 * (1.0 / (sq / n).max(1e-12)).log10()))
+    Ok(Reconstructions { l1: abs / n, psnr_db: 10.0 * (1.0 / (sq / n).max(1e-12)).log10(), images })
 }
 
-/// `idx`'s reconstructions as HWC u8 images, so a classifier can say how much breed detail the
-/// decoder keeps: that bounds what any generator in this latent space can show.
-pub fn reconstructions_rgb8(ae: &Autoencoder<Cpu>, cache: &Cache, idx: &[usize]) -> Result<Vec<Vec<u8>>> {
-    let s = cache.size() as usize;
-    let mut out = Vec::with_capacity(idx.len());
-    for chunk in idx.chunks(64) {
-        let x = Tensor::<Cpu, 4>::from_data(TensorData::new(images_nchw(cache, chunk, false), [chunk.len(), 3, s, s]), &Default::default());
-        out.extend(crate::generator::to_rgb8(ae.decoder.forward(ae.encoder.forward(x)).clamp(-1.0, 1.0))?);
-    }
-    Ok(out)
-}
-
-/// `reconstruction_error` of `idx`, plus a picture: 8 of the photos (top row) over their
+/// [`reconstruct`] of `idx`, plus a picture: 8 of the photos (top row) over their
 /// reconstructions, written to `png`.
-pub fn reconstruction_report(ae: &Autoencoder<Cpu>, cache: &Cache, idx: &[usize], png: &Path) -> Result<(f64, f64)> {
+pub fn reconstruction_report(ae: &Autoencoder<Cpu>, cache: &Cache, idx: &[usize], png: &Path) -> Result<Reconstructions> {
     if idx.is_empty() {
         bail!("{}: no images to reconstruct", cache.dir.display());
     }
@@ -278,7 +281,7 @@ pub fn reconstruction_report(ae: &Autoencoder<Cpu>, cache: &Cache, idx: &[usize]
     let rec = ae.decoder.forward(ae.encoder.forward(x.clone())).clamp(-1.0, 1.0);
     let imgs = crate::generator::to_rgb8(Tensor::cat(vec![x, rec], 0))?;
     crate::generator::grid_png(&imgs, s, k, png)?;
-    reconstruction_error(ae, cache, idx)
+    reconstruct(ae, cache, idx)
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -369,8 +372,8 @@ pub fn train_autoencoder(cfg: &AeTrainConfig, run_dir: &Path, sinks: &mut Sinks)
     let (c, l) = (ae_cfg.latent_channels, ae_cfg.latent_size());
     let (mean, std) = channel_stats(&encode_raw(&ae, &cache, &idx, false)?, c, l * l);
     let held: Vec<usize> = held_out(&cache, &cfg.data.exclude).into_iter().filter(|i| !idx.contains(i)).collect();
-    let (held_out_l1, held_out_psnr) = reconstruction_report(&ae, &cache, if held.is_empty() { &idx } else { &held }, &run_dir.join("reconstructions.png"))?;
-    let meta = AeMeta { ae: ae_cfg, mean, std, step: cfg.train.steps, held_out_l1, held_out_psnr };
+    let held_out = reconstruction_report(&ae, &cache, if held.is_empty() { &idx } else { &held }, &run_dir.join("reconstructions.png"))?;
+    let meta = AeMeta { ae: ae_cfg, mean, std, step: cfg.train.steps, held_out_l1: held_out.l1, held_out_psnr: held_out.psnr_db };
     let weights = run_dir.join("autoencoder.safetensors");
     save_autoencoder(&ae, &meta, &weights)?;
     sinks.emit(|sk| sk.on_checkpoint(&weights, false));
