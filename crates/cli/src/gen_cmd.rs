@@ -62,8 +62,8 @@ pub fn train(a: GeneratorArgs) -> Result<ExitCode> {
         let space = if cfg.data.autoencoder.as_os_str().is_empty() {
             "px".to_string()
         } else {
-            match tinycats_train::autoencoder::load_autoencoder(&cfg.data.autoencoder) {
-                Ok((_, m)) => {
+            match tinycats_train::autoencoder::read_autoencoder_meta(&cfg.data.autoencoder) {
+                Ok(m) => {
                     (d.image_size, d.channels) = (m.ae.latent_size(), m.ae.latent_channels);
                     format!("latent ×{} channels", d.channels)
                 }
@@ -110,6 +110,9 @@ pub fn train_autoencoder(a: AutoencoderArgs) -> Result<ExitCode> {
         println!("{}", serde_json::to_string(&r)?);
     } else {
         let last = r.losses.last().map(|l| l.1).unwrap_or(f64::NAN);
+        if let Some((_, p)) = r.perceptual_losses.last() {
+            println!("last perceptual distance {p:.4}");
+        }
         println!(
             "{} steps, last L1 {last:.4}, {:.1} img/s; held-out reconstruction: L1 {:.4}, PSNR {:.2} dB; decoder {:.2} M params, {:.3} GFLOP per image; weights {}",
             r.steps,
@@ -525,9 +528,24 @@ pub fn ship(run: &std::path::Path, out: &std::path::Path, run_meta: &serde_json:
     let framing = if zoom == 1.0 { String::new() } else { format!(" (the middle {:.0}% of the shorter side, `data prepare --zoom {zoom}`)", 100.0 * zoom) };
     let losses = result["losses"].as_array().cloned().unwrap_or_default();
     let last_loss = losses.last().and_then(|l| l[1].as_f64()).unwrap_or(f64::NAN);
-    let space = match &meta.latent {
+    // The autoencoder shipped beside the weights (its decoder may be a fine-tuned one).
+    let shipped_ae = generator::latent_autoencoder(&out.join("generator.safetensors"), &meta)?.map(|(_, m)| m);
+    let space = match &shipped_ae {
         None => format!("{} px", d.image_size),
-        Some(l) => format!("the {0}×{0}×{1} latent of the {2}-px image (autoencoder in `{3}`, held-out PSNR {4:.1} dB; the decoder paints)", d.image_size, d.channels, l.ae.image_size, generator::AUTOENCODER_FILE, l.held_out_psnr),
+        Some(l) => {
+            let (_, dec_params, dec_flops) = l.ae.params_and_decoder_flops();
+            format!(
+                "the {0}×{0}×{1} latent of the {2}-px image (autoencoder in `{3}`, held-out PSNR {4:.1} dB; the decoder paints: width {5}, {6:.2} M parameters, {7:.2} GFLOP per image)",
+                d.image_size,
+                d.channels,
+                l.ae.image_size,
+                generator::AUTOENCODER_FILE,
+                l.held_out_psnr,
+                l.ae.decoder_width_at(0),
+                dec_params as f64 / 1e6,
+                dec_flops as f64 / 1e9
+            )
+        }
     };
     let mut card = format!(
         "# tinycats cat generator\n\n\

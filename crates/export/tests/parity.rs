@@ -285,7 +285,8 @@ fn dit_int8_dynamic_runs_every_linear_in_integers() {
 fn latent_decoder_matches_tract_and_onnxruntime() {
     use tinycats_models::autoencoder::{AeConfig, Autoencoder};
     let dev = Default::default();
-    let cfg = AeConfig { image_size: 16, channels: 3, latent_channels: 4, width: 8, levels: 2 };
+    // A decoder wider than its encoder (`model.decoder_width`): the graph follows the weights.
+    let cfg = AeConfig { image_size: 16, channels: 3, latent_channels: 4, width: 8, levels: 2, decoder_width: 12 };
     let ae = Autoencoder::<Cpu>::new(cfg, &dev);
     let (mean, std) = (vec![0.1f32, -0.2, 0.3, 0.0], vec![0.5f32, 1.5, 2.0, 0.8]);
     let z = Tensor::<Cpu, 4>::random([2, 4, 4, 4], burn::tensor::Distribution::Normal(0.0, 1.0), &dev);

@@ -28,11 +28,15 @@ pub struct AeConfig {
     pub width: usize,
     /// Stride-2 steps: the latent is `image_size / 2^levels` on a side.
     pub levels: usize,
+    /// The decoder's channels at full resolution (0 = `width`). A wider decoder can be trained
+    /// on a frozen encoder's latents, so generators trained on them keep working.
+    #[serde(default)]
+    pub decoder_width: usize,
 }
 
 impl Default for AeConfig {
     fn default() -> Self {
-        Self { image_size: 64, channels: 3, latent_channels: 4, width: 32, levels: 2 }
+        Self { image_size: 64, channels: 3, latent_channels: 4, width: 32, levels: 2, decoder_width: 0 }
     }
 }
 
@@ -41,9 +45,20 @@ impl AeConfig {
         self.image_size >> self.levels
     }
 
-    /// Channels at level `l` (0 = full resolution).
+    /// Encoder channels at level `l` (0 = full resolution).
     pub fn width_at(&self, l: usize) -> usize {
         if l == 0 { self.width } else { 2 * self.width }
+    }
+
+    /// Decoder channels at level `l`.
+    pub fn decoder_width_at(&self, l: usize) -> usize {
+        let w = if self.decoder_width == 0 { self.width } else { self.decoder_width };
+        if l == 0 { w } else { 2 * w }
+    }
+
+    /// The same encoder shape (so possibly the same latents), whatever the decoders.
+    pub fn same_encoder(&self, other: &AeConfig) -> bool {
+        AeConfig { decoder_width: 0, ..*self } == AeConfig { decoder_width: 0, ..*other }
     }
 
     /// Problems with the shape parameters, each naming the field.
@@ -65,16 +80,17 @@ impl AeConfig {
         let conv = |i: usize, o: usize| 9 * i * o + o;
         let res = |c: usize| 2 * conv(c, c);
         let (w, l, z) = (self.width, self.levels, self.latent_channels);
+        let d = |lv: usize| self.decoder_width_at(lv);
         let mut enc = conv(self.channels, w) + conv(self.width_at(l), z);
-        let mut dec = conv(z, self.width_at(l)) + conv(w, self.channels);
+        let mut dec = conv(z, d(l)) + conv(d(0), self.channels);
         let mut flops = 0usize;
         let px = |lv: usize| (self.image_size >> lv) * (self.image_size >> lv);
-        flops += 2 * 9 * z * self.width_at(l) * px(l) + 2 * 9 * w * self.channels * px(0);
+        flops += 2 * 9 * z * d(l) * px(l) + 2 * 9 * d(0) * self.channels * px(0);
         for lv in 0..l {
             enc += conv(self.width_at(lv), self.width_at(lv + 1)) + res(self.width_at(lv + 1));
-            dec += conv(self.width_at(lv + 1), self.width_at(lv)) + res(self.width_at(lv + 1));
-            let c = self.width_at(lv + 1);
-            flops += 2 * 9 * c * self.width_at(lv) * px(lv) + 2 * 2 * 9 * c * c * px(lv + 1);
+            dec += conv(d(lv + 1), d(lv)) + res(d(lv + 1));
+            let c = d(lv + 1);
+            flops += 2 * 9 * c * d(lv) * px(lv) + 2 * 2 * 9 * c * c * px(lv + 1);
         }
         (enc, dec, flops)
     }
@@ -169,11 +185,11 @@ impl<B: Backend> Autoencoder<B> {
     pub fn new(cfg: AeConfig, device: &B::Device) -> Self {
         let levels = 0..cfg.levels;
         let down = levels.clone().map(|l| Level { conv: conv3(cfg.width_at(l), cfg.width_at(l + 1), 2, device), res: Res::new(cfg.width_at(l + 1), device) }).collect();
-        let up = levels.map(|l| Level { conv: conv3(cfg.width_at(l + 1), cfg.width_at(l), 1, device), res: Res::new(cfg.width_at(l + 1), device) }).collect();
+        let up = levels.map(|l| Level { conv: conv3(cfg.decoder_width_at(l + 1), cfg.decoder_width_at(l), 1, device), res: Res::new(cfg.decoder_width_at(l + 1), device) }).collect();
         let top = cfg.width_at(cfg.levels);
         Autoencoder {
             encoder: Encoder { conv_in: conv3(cfg.channels, cfg.width, 1, device), down, conv_out: conv3(top, cfg.latent_channels, 1, device) },
-            decoder: Decoder { conv_in: conv3(cfg.latent_channels, top, 1, device), up, conv_out: conv3(cfg.width, cfg.channels, 1, device), cfg },
+            decoder: Decoder { conv_in: conv3(cfg.latent_channels, cfg.decoder_width_at(cfg.levels), 1, device), up, conv_out: conv3(cfg.decoder_width_at(0), cfg.channels, 1, device), cfg },
         }
     }
 

@@ -25,6 +25,8 @@ use std::time::Instant;
 use tinycats_data::cache::Cache;
 use tinycats_data::loader::{Augment, Loader, LoaderConfig};
 use tinycats_models::autoencoder::{AeConfig, Autoencoder, Decoder};
+use tinycats_models::efficientnet::EfficientNetLite0;
+use tinycats_models::weights::TensorMap;
 use tinycats_models::{Cpu, CpuTrain};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -33,12 +35,14 @@ pub struct AeModelSection {
     pub latent_channels: usize,
     pub width: usize,
     pub levels: usize,
+    /// The decoder's width (0 = `width`).
+    pub decoder_width: usize,
 }
 
 impl Default for AeModelSection {
     fn default() -> Self {
         let d = AeConfig::default();
-        Self { latent_channels: d.latent_channels, width: d.width, levels: d.levels }
+        Self { latent_channels: d.latent_channels, width: d.width, levels: d.levels, decoder_width: 0 }
     }
 }
 
@@ -49,13 +53,24 @@ pub struct AeLossSection {
     pub latent_penalty: f64,
     /// σ: standard deviation of the noise added to z before decoding (training only).
     pub latent_noise: f64,
+    /// Weight of the perceptual term (0 = off): an LPIPS-like distance on EfficientNet-Lite0's
+    /// early feature maps. L1 alone makes a decoder paint the mean of what the latent leaves
+    /// open (blur); this term asks for texture the ImageNet network recognises.
+    pub perceptual: f64,
+    /// EfficientNet-Lite0 weights for the perceptual term (scripts/setup.sh fetches them).
+    pub perceptual_weights: PathBuf,
 }
 
 impl Default for AeLossSection {
     fn default() -> Self {
-        Self { latent_penalty: 1e-3, latent_noise: 0.1 }
+        Self { latent_penalty: 1e-3, latent_noise: 0.1, perceptual: 0.0, perceptual_weights: PathBuf::from("data/weights/efficientnet-lite0.safetensors") }
     }
 }
+
+/// Lite0 blocks whose outputs the perceptual term compares (after the stem and after blocks 0,
+/// 2 and 4: strides 2, 2, 4 and 8 on the ×2-upsampled image). Early layers only: they describe
+/// texture and edges, not breeds (the classifier reads the last blocks).
+pub const PERCEPTUAL_TAPS: [usize; 4] = [0, 1, 3, 5];
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -68,11 +83,16 @@ pub struct AeTrainSection {
     pub warmup_steps: usize,
     pub seed: u64,
     pub log_every: usize,
+    /// Start from this autoencoder's weights (empty = random initialisation).
+    pub init: PathBuf,
+    /// Train only the decoder (needs `init`): the latents, and so every generator trained on
+    /// them, stay valid; the latent statistics are kept from `init`.
+    pub freeze_encoder: bool,
 }
 
 impl Default for AeTrainSection {
     fn default() -> Self {
-        Self { steps: 3000, batch_size: 32, crop: 32, lr: 1e-3, warmup_steps: 100, seed: 7, log_every: 50 }
+        Self { steps: 3000, batch_size: 32, crop: 32, lr: 1e-3, warmup_steps: 100, seed: 7, log_every: 50, init: PathBuf::new(), freeze_encoder: false }
     }
 }
 
@@ -95,9 +115,14 @@ impl AeTrainConfig {
     pub fn validate(&self) -> Result<()> {
         range("model.latent_channels", self.model.latent_channels as f64, 1.0, 64.0)?;
         range("model.width", self.model.width as f64, 1.0, 512.0)?;
+        range("model.decoder_width", self.model.decoder_width as f64, 0.0, 512.0)?;
         range("model.levels", self.model.levels as f64, 1.0, 4.0)?;
         range("loss.latent_penalty", self.loss.latent_penalty, 0.0, 10.0)?;
         range("loss.latent_noise", self.loss.latent_noise, 0.0, 10.0)?;
+        range("loss.perceptual", self.loss.perceptual, 0.0, 100.0)?;
+        if self.train.freeze_encoder && self.train.init.as_os_str().is_empty() {
+            bail!("config key `train.freeze_encoder` needs `train.init` (the autoencoder whose encoder is kept)");
+        }
         range("train.steps", self.train.steps as f64, 1.0, 1e9)?;
         range("train.batch_size", self.train.batch_size as f64, 1.0, 4096.0)?;
         range("train.lr", self.train.lr, 1e-8, 1.0)?;
@@ -115,7 +140,7 @@ impl AeTrainConfig {
     }
 
     fn ae(&self, image_size: usize) -> Result<AeConfig> {
-        let a = AeConfig { image_size, channels: 3, latent_channels: self.model.latent_channels, width: self.model.width, levels: self.model.levels };
+        let a = AeConfig { image_size, channels: 3, latent_channels: self.model.latent_channels, width: self.model.width, levels: self.model.levels, decoder_width: self.model.decoder_width };
         a.check().map_err(|e| anyhow!("{e}"))?;
         if self.train.crop > image_size {
             bail!("config key `train.crop` ({}) exceeds the images' size ({image_size} px in {})", self.train.crop, self.data.cache.display());
@@ -137,6 +162,15 @@ pub struct AeMeta {
     pub held_out_psnr: f64,
 }
 
+impl AeMeta {
+    /// Whether `other` gives the same latents: same shape and the same latent statistics. A
+    /// decoder fine-tuned with `train.freeze_encoder` keeps both, so a generator trained on the
+    /// original latents paints through it; any retrained encoder changes the statistics.
+    pub fn same_latents(&self, other: &AeMeta) -> bool {
+        self.ae.same_encoder(&other.ae) && self.mean == other.mean && self.std == other.std
+    }
+}
+
 const META_KEY: &str = "tinycats_autoencoder";
 
 pub fn save_autoencoder(model: &Autoencoder<Cpu>, meta: &AeMeta, path: &Path) -> Result<()> {
@@ -144,13 +178,26 @@ pub fn save_autoencoder(model: &Autoencoder<Cpu>, meta: &AeMeta, path: &Path) ->
     tinycats_data::hashing::write_atomic(path, &bytes)
 }
 
-pub fn load_autoencoder(path: &Path) -> Result<(Autoencoder<Cpu>, AeMeta)> {
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read autoencoder {}", path.display()))?;
-    let meta: AeMeta = crate::weights::read_meta(&bytes, path, META_KEY, "autoencoder")?;
+/// The checked metadata of the autoencoder file whose bytes are `bytes`.
+fn meta_of(bytes: &[u8], path: &Path) -> Result<AeMeta> {
+    let meta: AeMeta = crate::weights::read_meta(bytes, path, META_KEY, "autoencoder")?;
     meta.ae.check().map_err(|e| anyhow!("{}: {e}", path.display()))?;
     if meta.mean.len() != meta.ae.latent_channels || meta.std.len() != meta.ae.latent_channels || meta.std.iter().any(|s| !(*s > 0.0)) {
         bail!("{}: latent statistics do not match {} latent channels", path.display(), meta.ae.latent_channels);
     }
+    Ok(meta)
+}
+
+/// Only the metadata of a saved autoencoder (shape, latent statistics, held-out scores), without
+/// building the network.
+pub fn read_autoencoder_meta(path: &Path) -> Result<AeMeta> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read autoencoder {}", path.display()))?;
+    meta_of(&bytes, path)
+}
+
+pub fn load_autoencoder(path: &Path) -> Result<(Autoencoder<Cpu>, AeMeta)> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read autoencoder {}", path.display()))?;
+    let meta = meta_of(&bytes, path)?;
     let mut model = Autoencoder::<Cpu>::new(meta.ae, &Default::default());
     crate::weights::load_strict(&mut model, bytes, path, "autoencoder")?;
     Ok((model, meta))
@@ -288,7 +335,10 @@ pub fn reconstruction_report(ae: &Autoencoder<Cpu>, cache: &Cache, idx: &[usize]
 pub struct AeResult {
     pub run_dir: PathBuf,
     pub steps: usize,
+    /// Mean reconstruction L1 per logging window.
     pub losses: Vec<(usize, f64)>,
+    /// Mean perceptual distance per logging window (empty when `loss.perceptual` is 0).
+    pub perceptual_losses: Vec<(usize, f64)>,
     pub train_seconds: f64,
     pub images_per_s: f64,
     pub weights: PathBuf,
@@ -316,6 +366,32 @@ fn random_crops(x: Vec<f32>, n: usize, s: usize, crop: usize, rng: &mut ChaCha8R
     (out, crop)
 }
 
+/// LPIPS-like distance (Zhang et al. 2018, without the learned channel weights) between images
+/// `a` and `b` in [-1, 1]: at each of [`PERCEPTUAL_TAPS`], Lite0's feature vectors are scaled
+/// to unit length per position, and the squared difference is summed over channels and
+/// averaged over positions and images; the taps' values are averaged. The images are upsampled
+/// ×2 first, since Lite0 expects objects several times larger than 64-px photos show them.
+pub fn perceptual_distance<B: Backend>(net: &EfficientNetLite0<B>, a: Tensor<B, 4>, b: Tensor<B, 4>) -> Tensor<B, 1> {
+    let prep = |x: Tensor<B, 4>| EfficientNetLite0::<B>::normalize(tinycats_models::autoencoder::upsample2((x + 1.0) * 0.5));
+    let n = a.dims()[0];
+    let h = net.front(prep(Tensor::cat(vec![a, b], 0)), 0);
+    let unit = |f: Tensor<B, 4>| f.clone() / (f.powi_scalar(2).sum_dim(1) + 1e-10).sqrt();
+    let (mut h, mut total, mut at) = (h, None::<Tensor<B, 1>>, 0usize);
+    for &tap in &PERCEPTUAL_TAPS {
+        while at < tap {
+            h = net.blocks[at].forward(h);
+            at += 1;
+        }
+        let u = unit(h.clone());
+        let d = (u.clone().narrow(0, 0, n) - u.narrow(0, n, n)).powi_scalar(2).sum_dim(1).mean();
+        total = Some(match total {
+            Some(t) => t + d,
+            None => d,
+        });
+    }
+    total.expect("PERCEPTUAL_TAPS is not empty") / PERCEPTUAL_TAPS.len() as f64
+}
+
 pub fn train_autoencoder(cfg: &AeTrainConfig, run_dir: &Path, sinks: &mut Sinks) -> Result<AeResult> {
     let cache = Cache::open(&cfg.data.cache)?;
     let gen_like = crate::generator::GeneratorConfig { data: cfg.data.clone(), ..Default::default() };
@@ -329,6 +405,36 @@ pub fn train_autoencoder(cfg: &AeTrainConfig, run_dir: &Path, sinks: &mut Sinks)
     let dev = Default::default();
     <CpuTrain as Backend>::seed(&dev, cfg.train.seed);
     let mut model = Autoencoder::<CpuTrain>::new(ae_cfg, &dev);
+    // Fine-tuning: start from a saved autoencoder of the same shape.
+    let init_meta = if cfg.train.init.as_os_str().is_empty() {
+        None
+    } else {
+        let m = read_autoencoder_meta(&cfg.train.init).context("config key `train.init`")?;
+        if !m.ae.same_encoder(&ae_cfg) {
+            bail!("config key `train.init`: {} is a {:?}, but the config's model section and data give {:?}", cfg.train.init.display(), m.ae, ae_cfg);
+        }
+        let bytes = std::fs::read(&cfg.train.init).with_context(|| format!("cannot read {}", cfg.train.init.display()))?;
+        let mut init = Autoencoder::<CpuTrain>::new(m.ae, &dev);
+        crate::weights::load_strict(&mut init, bytes, &cfg.train.init, "autoencoder")?;
+        // Another decoder width (`model.decoder_width`): the encoder comes from `init`, the
+        // decoder starts fresh.
+        if m.ae.decoder_width_at(0) == ae_cfg.decoder_width_at(0) {
+            model = init;
+        } else {
+            model.encoder = init.encoder;
+        }
+        Some(m)
+    };
+    if cfg.train.freeze_encoder {
+        // No gradients reach the encoder's parameters, so the optimizer leaves them as they are.
+        model.encoder = model.encoder.no_grad();
+    }
+    let perceptual = if cfg.loss.perceptual > 0.0 {
+        let w = TensorMap::read(&cfg.loss.perceptual_weights).context("config key `loss.perceptual_weights`")?;
+        Some(EfficientNetLite0::<CpuTrain>::from_pretrained(w, &dev)?.fold_bn().no_grad())
+    } else {
+        None
+    };
     let mut optim = AdamWConfig::new().with_beta_2(0.99).init::<CpuTrain, Autoencoder<CpuTrain>>();
     let bs = cfg.train.batch_size;
     let aug = Augment { random_resized_crop: false, hflip: true, color_jitter: 0.0, ..Augment::default() };
@@ -336,6 +442,7 @@ pub fn train_autoencoder(cfg: &AeTrainConfig, run_dir: &Path, sinks: &mut Sinks)
     let per_epoch = loader.batches_per_epoch().max(1);
     let sched = ScheduleConfig { kind: "cosine".into(), warmup_epochs: cfg.train.warmup_steps as f64, min_lr: cfg.train.lr * 0.05, ..Default::default() };
     let (mut losses, mut window, mut seen) = (Vec::new(), (0f64, 0usize), 0usize);
+    let (mut perceptual_losses, mut p_window) = (Vec::new(), 0f64);
     let t0 = Instant::now();
     for step in 0..cfg.train.steps {
         let mut rng = ChaCha8Rng::seed_from_u64(cfg.train.seed ^ (step as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
@@ -348,8 +455,17 @@ pub fn train_autoencoder(cfg: &AeTrainConfig, run_dir: &Path, sinks: &mut Sinks)
         let zs = z.dims();
         let noise: Vec<f32> = (0..zs.iter().product::<usize>()).map(|_| StandardNormal.sample(&mut rng)).collect();
         let zn = z.clone() + Tensor::<CpuTrain, 4>::from_data(TensorData::new(noise, zs), &dev) * cfg.loss.latent_noise;
-        let rec = (model.decoder.forward(zn) - x).abs().mean();
-        let loss = rec.clone() + z.powi_scalar(2).mean() * cfg.loss.latent_penalty;
+        let y = model.decoder.forward(zn);
+        let rec = (y.clone() - x.clone()).abs().mean();
+        let mut loss = rec.clone();
+        if !cfg.train.freeze_encoder {
+            loss = loss + z.powi_scalar(2).mean() * cfg.loss.latent_penalty;
+        }
+        if let Some(net) = &perceptual {
+            let p = perceptual_distance(net, y, x);
+            p_window += p.clone().into_scalar().elem::<f32>() as f64;
+            loss = loss + p * cfg.loss.perceptual;
+        }
         let lv: f32 = rec.clone().into_scalar().elem();
         if !lv.is_finite() {
             bail!("autoencoder training diverged at step {step}: loss is {lv} (lower train.lr)");
@@ -362,6 +478,10 @@ pub fn train_autoencoder(cfg: &AeTrainConfig, run_dir: &Path, sinks: &mut Sinks)
         if (step + 1) % cfg.train.log_every == 0 || step + 1 == cfg.train.steps {
             let l = window.0 / window.1.max(1) as f64;
             losses.push((step + 1, l));
+            if perceptual.is_some() {
+                perceptual_losses.push((step + 1, p_window / window.1.max(1) as f64));
+            }
+            p_window = 0.0;
             let ev = StepEvent { epoch: step / per_epoch, step: step + 1, loss: l, lr };
             sinks.emit(|sk| sk.on_step(&ev));
             window = (0.0, 0);
@@ -370,7 +490,12 @@ pub fn train_autoencoder(cfg: &AeTrainConfig, run_dir: &Path, sinks: &mut Sinks)
     let train_seconds = t0.elapsed().as_secs_f64();
     let ae = model.valid();
     let (c, l) = (ae_cfg.latent_channels, ae_cfg.latent_size());
-    let (mean, std) = channel_stats(&encode_raw(&ae, &cache, &idx, false)?, c, l * l);
+    // A frozen encoder gives the latents it gave before: keep their statistics exactly, so a
+    // generator trained on them accepts this autoencoder.
+    let (mean, std) = match (&init_meta, cfg.train.freeze_encoder) {
+        (Some(m), true) => (m.mean.clone(), m.std.clone()),
+        _ => channel_stats(&encode_raw(&ae, &cache, &idx, false)?, c, l * l),
+    };
     let held: Vec<usize> = held_out(&cache, &cfg.data.exclude).into_iter().filter(|i| !idx.contains(i)).collect();
     let held_out = reconstruction_report(&ae, &cache, if held.is_empty() { &idx } else { &held }, &run_dir.join("reconstructions.png"))?;
     let meta = AeMeta { ae: ae_cfg, mean, std, step: cfg.train.steps, held_out_l1: held_out.l1, held_out_psnr: held_out.psnr_db };
@@ -378,7 +503,7 @@ pub fn train_autoencoder(cfg: &AeTrainConfig, run_dir: &Path, sinks: &mut Sinks)
     save_autoencoder(&ae, &meta, &weights)?;
     sinks.emit(|sk| sk.on_checkpoint(&weights, false));
     let (encoder_params, decoder_params, flops) = ae_cfg.params_and_decoder_flops();
-    let r = AeResult { run_dir: run_dir.to_path_buf(), steps: cfg.train.steps, losses, train_seconds, images_per_s: seen as f64 / train_seconds.max(1e-9), weights, meta, encoder_params, decoder_params, decoder_gflops: flops as f64 / 1e9 };
+    let r = AeResult { run_dir: run_dir.to_path_buf(), steps: cfg.train.steps, losses, perceptual_losses, train_seconds, images_per_s: seen as f64 / train_seconds.max(1e-9), weights, meta, encoder_params, decoder_params, decoder_gflops: flops as f64 / 1e9 };
     tinycats_data::hashing::write_atomic(&run_dir.join("result.json"), &serde_json::to_vec_pretty(&r)?)?;
     Ok(r)
 }

@@ -261,7 +261,8 @@ pub fn latent_autoencoder(path: &Path, meta: &GeneratorMeta) -> Result<Option<(A
     let Some(want) = &meta.latent else { return Ok(None) };
     let ae_path = path.parent().unwrap_or(Path::new(".")).join(AUTOENCODER_FILE);
     let (ae, got) = load_autoencoder(&ae_path).with_context(|| format!("{} is a latent generator; its autoencoder must lie beside it", path.display()))?;
-    if got != *want {
+    // The decoder may differ (a fine-tuned one); the latent space may not.
+    if !got.same_latents(want) {
         bail!("{}: this autoencoder is not the one {} was trained with (its shape or latent statistics differ)", ae_path.display(), path.display());
     }
     Ok(Some((ae, got)))

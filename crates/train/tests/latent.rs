@@ -44,7 +44,7 @@ fn upsampling_repeats_each_pixel_and_shapes_follow_the_levels() {
     let up: Vec<f32> = upsample2(x).into_data().to_vec().unwrap();
     assert_eq!(up, vec![1., 1., 2., 2., 1., 1., 2., 2., 3., 3., 4., 4., 3., 3., 4., 4.]);
 
-    let cfg = AeConfig { image_size: 32, channels: 3, latent_channels: 4, width: 8, levels: 2 };
+    let cfg = AeConfig { image_size: 32, channels: 3, latent_channels: 4, width: 8, levels: 2, decoder_width: 0 };
     let m = Autoencoder::<Cpu>::new(cfg, &dev);
     let img = Tensor::<Cpu, 4>::random([2, 3, 32, 32], burn::tensor::Distribution::Uniform(-1.0, 1.0), &dev);
     let z = m.encoder.forward(img);
@@ -165,6 +165,40 @@ fn latent_generator_trains_on_latents_and_paints_pixels() {
     let w = |m: &tinycats_models::dit::Dit<Cpu>| m.x_embed.weight.val().into_data().to_vec::<f32>().unwrap();
     assert_eq!(w(&m1), w(&m2), "resumed latent run differs from the uninterrupted one");
 
+    // A decoder fine-tuned with a frozen encoder keeps the latent space: the encoder's weights
+    // and the latent statistics are unchanged, the decoder's weights are not, and the generator
+    // paints through it.
+    let init = format!("train.init=\"{}\"", a.weights.display());
+    let ft = ae::train_autoencoder(&ae_cfg(&cache_dir, &["train.steps=5", &init, "train.freeze_encoder=true"]), &t.path().join("ae-ft"), &mut Sinks::default()).unwrap();
+    let (m_a, _) = ae::load_autoencoder(&a.weights).unwrap();
+    let (m_ft, meta_ft) = ae::load_autoencoder(&ft.weights).unwrap();
+    assert!(meta_ft.same_latents(&a.meta) && meta_ft != a.meta, "fine-tuned metadata {meta_ft:?}");
+    let v = |p: &burn::module::Param<Tensor<Cpu, 4>>| p.val().into_data().to_vec::<f32>().unwrap();
+    assert_eq!(v(&m_a.encoder.conv_in.weight), v(&m_ft.encoder.conv_in.weight), "the frozen encoder changed");
+    assert_eq!(v(&m_a.encoder.conv_out.weight), v(&m_ft.encoder.conv_out.weight), "the frozen encoder changed");
+    assert_ne!(v(&m_a.decoder.conv_out.weight), v(&m_ft.decoder.conv_out.weight), "the decoder did not train");
+    std::fs::copy(&ft.weights, run.join(generator::AUTOENCODER_FILE)).unwrap();
+    Painter::for_generator(&r.ema_weights, &meta).expect("a fine-tuned decoder of the same latents is refused");
+    // A wider decoder on the same frozen encoder: a fresh decoder of another shape, the same latents.
+    let wide = ae::train_autoencoder(&ae_cfg(&cache_dir, &["train.steps=5", &init, "train.freeze_encoder=true", "model.decoder_width=12"]), &t.path().join("ae-wide"), &mut Sinks::default()).unwrap();
+    let (m_w, meta_w) = ae::load_autoencoder(&wide.weights).unwrap();
+    assert!(meta_w.same_latents(&a.meta) && meta_w.ae.decoder_width == 12);
+    assert_eq!(v(&m_a.encoder.conv_out.weight), v(&m_w.encoder.conv_out.weight), "the frozen encoder changed");
+    assert_eq!(m_w.decoder.conv_out.weight.dims(), [3, 12, 3, 3]);
+    let (enc_p, dec_p, _) = meta_w.ae.params_and_decoder_flops();
+    assert_eq!(enc_p + dec_p, m_w.num_params(), "parameter count formula with a wider decoder");
+    std::fs::copy(&wide.weights, run.join(generator::AUTOENCODER_FILE)).unwrap();
+    let painter = Painter::for_generator(&r.ema_weights, &meta).expect("a wider decoder of the same latents is refused");
+    let x = painter.paint(generator::sample::<Cpu>(&m, &meta, &[0], &[1], &opts, &mut |_, _| {}));
+    assert_eq!(x.dims(), [1, 3, 16, 16]);
+    // Without the freeze, the encoder moves and its statistics with it: a new latent space.
+    let moved = ae::train_autoencoder(&ae_cfg(&cache_dir, &["train.steps=5", &init]), &t.path().join("ae-moved"), &mut Sinks::default()).unwrap();
+    assert!(!moved.meta.same_latents(&a.meta));
+    // `train.init` of another shape is refused by key, before anything is written.
+    let e = ae::train_autoencoder(&ae_cfg(&cache_dir, &["train.steps=5", &init, "model.levels=2"]), &t.path().join("ae-bad"), &mut Sinks::default()).unwrap_err().to_string();
+    assert!(e.contains("train.init"), "{e}");
+    assert!(!t.path().join("ae-bad/autoencoder.safetensors").exists());
+
     // A different autoencoder beside the weights is refused by name.
     std::fs::copy(&other_ae.weights, run.join(generator::AUTOENCODER_FILE)).unwrap();
     let e = Painter::for_generator(&r.ema_weights, &meta).err().expect("mismatched autoencoder accepted").to_string();
@@ -184,8 +218,57 @@ fn latent_generator_trains_on_latents_and_paints_pixels() {
 
 #[test]
 fn autoencoder_config_errors_name_the_key() {
-    for (set, key) in [("train.crop=6", "train.crop"), ("model.levels=0", "model.levels"), ("loss.latent_noise=-1", "loss.latent_noise"), ("data.autoencoder=\"x\"", "data.autoencoder"), ("train.stepz=3", "stepz")] {
+    for (set, key) in [("train.freeze_encoder=true", "train.init"), ("loss.perceptual=-1", "loss.perceptual"), ("train.crop=6", "train.crop"), ("model.levels=0", "model.levels"), ("loss.latent_noise=-1", "loss.latent_noise"), ("data.autoencoder=\"x\"", "data.autoencoder"), ("train.stepz=3", "stepz")] {
         let e = AeTrainConfig::load("", "t", &[set.to_string()]).unwrap_err().to_string();
         assert!(e.contains(key), "{set} → {e}");
     }
+}
+
+#[test]
+fn perceptual_distance_is_zero_for_equal_images_and_trains_the_decoder() {
+    let _serial = serial();
+    use burn::backend::Autodiff;
+    use tinycats_models::efficientnet::EfficientNetLite0;
+    type B = Autodiff<Cpu>;
+    let dev = Default::default();
+    // Any Lite0 weights show the distance's properties; the trained ones are tested below.
+    let net = EfficientNetLite0::<B>::new(10, &dev).no_grad();
+    let x = Tensor::<B, 4>::random([2, 3, 16, 16], burn::tensor::Distribution::Uniform(-1.0, 1.0), &dev);
+    let same: f32 = ae::perceptual_distance(&net, x.clone(), x.clone()).into_scalar();
+    assert!(same.abs() < 1e-6, "distance of an image to itself: {same}");
+    let y = Tensor::<B, 4>::random([2, 3, 16, 16], burn::tensor::Distribution::Uniform(-1.0, 1.0), &dev).require_grad();
+    let d = ae::perceptual_distance(&net, y.clone(), x);
+    assert!(d.clone().into_scalar() > 1e-3);
+    let g = y.grad(&d.backward()).expect("no gradient reaches the image");
+    assert!(g.abs().sum().into_scalar() > 0.0, "zero gradient");
+
+    // With the ImageNet weights: a decoder fine-tuned on the perceptual term logs it.
+    let w = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../data/weights/efficientnet-lite0.safetensors");
+    if !w.is_file() {
+        eprintln!("SKIPPED perceptual fine-tuning: run scripts/setup.sh for the EfficientNet-Lite0 weights");
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let cache_dir = tiny_cache(t.path());
+    let a = ae::train_autoencoder(&ae_cfg(&cache_dir, &["train.steps=5"]), &t.path().join("ae"), &mut Sinks::default()).unwrap();
+    let sets = [format!("train.init=\"{}\"", a.weights.display()), "train.freeze_encoder=true".into(), "loss.perceptual=1.0".into(), format!("loss.perceptual_weights=\"{}\"", w.display()), "train.steps=10".into()];
+    let r = ae::train_autoencoder(&ae_cfg(&cache_dir, &sets.iter().map(|s| s.as_str()).collect::<Vec<_>>()), &t.path().join("ae-p"), &mut Sinks::default()).unwrap();
+    assert_eq!(r.perceptual_losses.len(), 1);
+    assert!(r.perceptual_losses[0].1.is_finite() && r.perceptual_losses[0].1 > 0.0, "{:?}", r.perceptual_losses);
+    assert!(r.meta.same_latents(&a.meta));
+    // A missing weights file is named with its key.
+    let mut bad = sets.to_vec();
+    bad[3] = "loss.perceptual_weights=\"nowhere.safetensors\"".into();
+    let e = format!("{:#}", ae::train_autoencoder(&ae_cfg(&cache_dir, &bad.iter().map(|s| s.as_str()).collect::<Vec<_>>()), &t.path().join("ae-q"), &mut Sinks::default()).unwrap_err());
+    assert!(e.contains("loss.perceptual_weights"), "{e}");
+}
+
+#[test]
+fn committed_autoencoder_configs_load_and_stage_two_keeps_stage_one_encoder() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let load = |f: &str| AeTrainConfig::load(&std::fs::read_to_string(root.join(f)).unwrap(), f, &[]).unwrap_or_else(|e| panic!("{f}: {e:#}"));
+    let (one, two) = (load("configs/autoencoder.toml"), load("configs/autoencoder-decoder.toml"));
+    assert!(!one.train.freeze_encoder && two.train.freeze_encoder);
+    assert_eq!((one.model.latent_channels, one.model.width, one.model.levels), (two.model.latent_channels, two.model.width, two.model.levels), "stage 2 must take stage 1's encoder shape");
+    assert_eq!(two.data, one.data);
 }
