@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { batchInputs, cfgMix, eulerStep, guidedAt, previewEstimate, stochasticStep, timeGrid, velocityFromXHat } from './sampling';
+import { batchInputs, cfgMix, eulerStep, guidedAt, previewDue, previewEstimate, stochasticStep, timeGrid, velocityFromXHat } from './sampling';
 
 const f = (...v: number[]) => new Float32Array(v);
 
@@ -70,5 +70,18 @@ describe('sampling maths', () => {
     expect(ts.filter((t) => guidedAt(t, 0)).length).toBe(1);
     // Shift 4 puts 9 of 10 step starts at t ≤ 0.6 (the default's pass count in RESULTS).
     expect(timeGrid(10, 4).slice(0, 10).filter((t) => guidedAt(t, 0.6)).length).toBe(9);
+  });
+});
+
+describe('previewDue', () => {
+  it('decodes the first step and at most `max` per image, evenly spaced', () => {
+    const due = (steps: number, max?: number) => Array.from({ length: steps }, (_, k) => k).filter((k) => previewDue(k, steps, max));
+    expect(due(10)).toEqual([0, 3, 6, 9]);
+    expect(due(20)).toEqual([0, 5, 10, 15]);
+    expect(due(3)).toEqual([0, 1, 2]);
+    expect(due(1)).toEqual([0]);
+    expect(due(10, 1)).toEqual([0]);
+    expect(due(10, 0)).toEqual([0]);
+    for (const steps of [1, 2, 7, 10, 33, 50]) expect(due(steps).length).toBeLessThanOrEqual(4);
   });
 });

@@ -8,7 +8,7 @@ import { loadModelBytes } from '../lib/fetchModel';
 import { classifierInfo, generatorInfo, readOnnxMetadata, type ClassifierInfo, type GeneratorInfo } from '../lib/metadata';
 import { rgbaToChw, chwToRgba } from '../lib/image';
 import { gaussianNoise, stepNoise } from '../lib/prng';
-import { batchInputs, cfgMix, eulerStep, guidedAt, previewEstimate, stochasticStep, timeGrid, velocityFromXHat } from '../lib/sampling';
+import { batchInputs, cfgMix, eulerStep, guidedAt, previewDue, previewEstimate, stochasticStep, timeGrid, velocityFromXHat } from '../lib/sampling';
 import { mean, percentile } from '../lib/stats';
 import { errorMessage, parseRequest, transferables, type Ep, type EpRequest, type ModelKind, type Request, type Response } from './protocol';
 
@@ -217,10 +217,13 @@ async function handleGenerate(req: Extract<Request, { type: 'generate' }>): Prom
   const t0 = performance.now();
   const ts = timeGrid(req.steps, req.timeShift ?? 1);
   const eta = req.eta ?? 0;
+  let last: Uint8ClampedArray = new Uint8ClampedArray(s * s * 4);
   for (let k = 0; k < req.steps; k++) {
     const ts0 = performance.now();
     const v = await guidedVelocity(session, info, x, ts[k], req.breed, req.cfg, guidedAt(ts[k], req.guidanceTo ?? 1));
-    const preview = chwToRgba(await toPixels(m.decoder, info, previewEstimate(x, v, ts[k])), s, s);
+    // Pixel models' previews are free; a latent model decodes only some steps (previewDue).
+    if (!m.decoder || previewDue(k, req.steps)) last = chwToRgba(await toPixels(m.decoder, info, previewEstimate(x, v, ts[k])), s, s);
+    const preview = last.slice(); // posting transfers the buffer; keep `last` for the next step
     // The last step lands on x̂ either way (t' = 1), so it draws no noise.
     if (eta > 0 && k + 1 < req.steps) stochasticStep(x, v, ts[k], ts[k + 1], eta, stepNoise(req.seed, k, x.length));
     else eulerStep(x, v, ts[k + 1] - ts[k]);
