@@ -196,9 +196,14 @@ pub fn read_autoencoder_meta(path: &Path) -> Result<AeMeta> {
 }
 
 pub fn load_autoencoder(path: &Path) -> Result<(Autoencoder<Cpu>, AeMeta)> {
+    load_autoencoder_on::<Cpu>(path, &Default::default())
+}
+
+/// [`load_autoencoder`] on any backend (training starts from a saved one on the autodiff backend).
+pub fn load_autoencoder_on<B: Backend>(path: &Path, dev: &B::Device) -> Result<(Autoencoder<B>, AeMeta)> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read autoencoder {}", path.display()))?;
     let meta = meta_of(&bytes, path)?;
-    let mut model = Autoencoder::<Cpu>::new(meta.ae, &Default::default());
+    let mut model = Autoencoder::<B>::new(meta.ae, dev);
     crate::weights::load_strict(&mut model, bytes, path, "autoencoder")?;
     Ok((model, meta))
 }
@@ -376,20 +381,17 @@ pub fn perceptual_distance<B: Backend>(net: &EfficientNetLite0<B>, a: Tensor<B, 
     let n = a.dims()[0];
     let h = net.front(prep(Tensor::cat(vec![a, b], 0)), 0);
     let unit = |f: Tensor<B, 4>| f.clone() / (f.powi_scalar(2).sum_dim(1) + 1e-10).sqrt();
-    let (mut h, mut total, mut at) = (h, None::<Tensor<B, 1>>, 0usize);
+    let mut total = Tensor::<B, 1>::zeros([1], &h.device());
+    let (mut h, mut at) = (h, 0usize);
     for &tap in &PERCEPTUAL_TAPS {
         while at < tap {
             h = net.blocks[at].forward(h);
             at += 1;
         }
         let u = unit(h.clone());
-        let d = (u.clone().narrow(0, 0, n) - u.narrow(0, n, n)).powi_scalar(2).sum_dim(1).mean();
-        total = Some(match total {
-            Some(t) => t + d,
-            None => d,
-        });
+        total = total + (u.clone().narrow(0, 0, n) - u.narrow(0, n, n)).powi_scalar(2).sum_dim(1).mean();
     }
-    total.expect("PERCEPTUAL_TAPS is not empty") / PERCEPTUAL_TAPS.len() as f64
+    total / PERCEPTUAL_TAPS.len() as f64
 }
 
 pub fn train_autoencoder(cfg: &AeTrainConfig, run_dir: &Path, sinks: &mut Sinks) -> Result<AeResult> {
@@ -409,13 +411,10 @@ pub fn train_autoencoder(cfg: &AeTrainConfig, run_dir: &Path, sinks: &mut Sinks)
     let init_meta = if cfg.train.init.as_os_str().is_empty() {
         None
     } else {
-        let m = read_autoencoder_meta(&cfg.train.init).context("config key `train.init`")?;
+        let (init, m) = load_autoencoder_on::<CpuTrain>(&cfg.train.init, &dev).context("config key `train.init`")?;
         if !m.ae.same_encoder(&ae_cfg) {
             bail!("config key `train.init`: {} is a {:?}, but the config's model section and data give {:?}", cfg.train.init.display(), m.ae, ae_cfg);
         }
-        let bytes = std::fs::read(&cfg.train.init).with_context(|| format!("cannot read {}", cfg.train.init.display()))?;
-        let mut init = Autoencoder::<CpuTrain>::new(m.ae, &dev);
-        crate::weights::load_strict(&mut init, bytes, &cfg.train.init, "autoencoder")?;
         // Another decoder width (`model.decoder_width`): the encoder comes from `init`, the
         // decoder starts fresh.
         if m.ae.decoder_width_at(0) == ae_cfg.decoder_width_at(0) {
