@@ -143,8 +143,48 @@ pub struct EvalAeArgs {
     /// most a generator painting through this decoder can score.
     #[arg(long)]
     classifier: Option<PathBuf>,
+    /// With --refine-model (a refiner conditioned on this autoencoder's latents), the photos'
+    /// latents are refined instead of decoded: what the cascade can show at best.
+    #[command(flatten)]
+    refine: RefineArgs,
     #[arg(long)]
     json: bool,
+}
+
+/// The second stage of a cascade (`data.condition` in a generator config trains one).
+#[derive(Args)]
+pub struct RefineArgs {
+    /// A refiner: a latent generator that redraws each image in a sharper latent space,
+    /// conditioned on the first stage's latent (or, without conditioning, from --refine-from).
+    #[arg(long)]
+    refine_model: Option<PathBuf>,
+    /// Time the refiner starts from (0 = noise, 1 = the image): above 0 it starts from the first
+    /// stage's image re-encoded and noised to that time, which keeps more of it.
+    #[arg(long, default_value_t = 0.0)]
+    refine_from: f32,
+    /// Refiner steps over [--refine-from, 1].
+    #[arg(long, default_value_t = 10)]
+    refine_steps: usize,
+    /// Refiner guidance scale (every step).
+    #[arg(long, default_value_t = 3.0)]
+    refine_cfg: f64,
+}
+
+impl RefineArgs {
+    fn options(&self) -> Result<SampleOptions> {
+        if self.refine_steps == 0 || self.refine_steps > 1000 {
+            bail!("--refine-steps must be 1..=1000 (got {})", self.refine_steps);
+        }
+        if !(0.0..=50.0).contains(&self.refine_cfg) {
+            bail!("--refine-cfg must be in 0..=50 (got {})", self.refine_cfg);
+        }
+        Ok(SampleOptions::new(self.refine_steps, self.refine_cfg, Solver::Euler))
+    }
+
+    /// The refiner for the generator whose metadata is `first`, if one was named.
+    fn load(&self, first: &generator::GeneratorMeta) -> Result<Option<generator::Refiner>> {
+        self.refine_model.as_deref().map(|p| generator::Refiner::load(p, first, self.refine_from, self.options()?)).transpose()
+    }
 }
 
 /// `eval-ae`: how much of held-out photos an autoencoder keeps (L1, PSNR, a picture).
@@ -156,11 +196,19 @@ pub fn eval_ae(a: EvalAeArgs) -> Result<ExitCode> {
     }
     // Loaded before anything is written, so a wrong folder fails at once.
     let pred = a.classifier.as_deref().map(|dir| tinycats_train::predictor::Predictor::load(dir, &tinycats_train::predictor::default_backbone())).transpose()?;
+    let refiner = a.refine.refine_model.as_deref().map(|p| Ok::<_, anyhow::Error>(generator::Refiner::load_for(p, Some(&meta), a.refine.refine_from, a.refine.options()?)?)).transpose()?;
     let idx = tinycats_train::autoencoder::held_out(&cache, &["other".to_string()]);
     if let Some(p) = a.out.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(p).with_context(|| format!("cannot create {}", p.display()))?;
     }
-    let rec = tinycats_train::autoencoder::reconstruction_report(&ae, &cache, &idx, &a.out)?;
+    let mut rec = tinycats_train::autoencoder::reconstruction_report(&ae, &cache, &idx, &a.out)?;
+    if let Some(r) = &refiner {
+        rec.images = refine_photos(r, &ae, &meta, &cache, &idx)?;
+        let side = cache.size() as usize;
+        let show: Vec<Vec<u8>> = idx.iter().take(8).map(|&i| cache.image(i).to_vec()).chain(rec.images.iter().take(8).cloned()).collect();
+        generator::grid_png(&show, side, show.len() / 2, &a.out)?;
+        eprintln!("refined with {} (from t = {}, {} steps, CFG {}); the grid shows photos over refinements", a.refine.refine_model.as_deref().unwrap_or(std::path::Path::new("")).display(), a.refine.refine_from, a.refine.refine_steps, a.refine.refine_cfg);
+    }
     let (l1, psnr) = (rec.l1, rec.psnr_db);
     let agreement = pred.as_ref().map(|pred| reconstruction_agreement(pred, &cache, &idx, &rec.images)).transpose()?;
     if a.json {
@@ -168,13 +216,29 @@ pub fn eval_ae(a: EvalAeArgs) -> Result<ExitCode> {
     } else {
         println!("{} test-split cats: L1 {l1:.4}, PSNR {psnr:.2} dB (pixels in [0, 1]); grid {}", idx.len(), a.out.display());
         if let Some(g) = &agreement {
-            println!("breed agreement at {} px: photos {:.1}%, reconstructions {:.1}%", cache.size(), 100.0 * g.photos, 100.0 * g.reconstructions);
+            let what = if refiner.is_some() { "refinements" } else { "reconstructions" };
+            println!("breed agreement at {} px: photos {:.1}%, {what} {:.1}%", cache.size(), 100.0 * g.photos, 100.0 * g.reconstructions);
             for b in &g.per_breed {
-                println!("  {:<20} photos {:>5.1}%  reconstructions {:>5.1}%  (of {})", b.breed, 100.0 * b.photos, 100.0 * b.reconstructions, b.n);
+                println!("  {:<20} photos {:>5.1}%  {what} {:>5.1}%  (of {})", b.breed, 100.0 * b.photos, 100.0 * b.reconstructions, b.n);
             }
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The photos `idx` → `ae`'s latents → the refiner → images (RGB8), in chunks of 50.
+fn refine_photos(r: &generator::Refiner, ae: &tinycats_models::autoencoder::Autoencoder<Cpu>, meta: &tinycats_train::autoencoder::AeMeta, cache: &tinycats_data::cache::Cache, idx: &[usize]) -> Result<Vec<Vec<u8>>> {
+    let (c, l) = (meta.ae.latent_channels, meta.ae.latent_size());
+    let mut out = Vec::new();
+    for chunk in idx.chunks(50) {
+        let breeds = chunk.iter().map(|&i| breed_index(&r.meta.classes, &cache.index.classes[cache.index.entries[i].label])).collect::<Result<Vec<_>>>()?;
+        let z = tinycats_train::autoencoder::encode(ae, meta, cache, chunk, false)?;
+        let z = burn::tensor::Tensor::<Cpu, 4>::from_data(burn::tensor::TensorData::new(z, [chunk.len(), c, l, l]), &Default::default());
+        let painted = tinycats_train::autoencoder::decode(&ae.decoder, meta, z.clone());
+        let seeds: Vec<u64> = chunk.iter().map(|&i| i as u64).collect();
+        out.extend(generator::to_rgb8(r.refine(z, painted, &breeds, &seeds))?);
+    }
+    Ok(out)
 }
 
 #[derive(serde::Serialize)]
@@ -322,6 +386,8 @@ pub struct GenerateArgs {
     /// Print the breeds this model knows and exit.
     #[arg(long)]
     list: bool,
+    #[command(flatten)]
+    refine: RefineArgs,
 }
 
 pub fn breed_index(classes: &[String], name: &str) -> Result<usize> {
@@ -342,14 +408,21 @@ pub fn generate(a: GenerateArgs) -> Result<ExitCode> {
         bail!("--n must be 1..=1024 (got {})", a.n);
     }
     let opts = sample_options(a.steps, a.cfg, a.solver, &a.guidance)?;
+    let refiner = a.refine.load(&meta)?;
     let t0 = Instant::now();
     let seeds: Vec<u64> = (0..a.n as u64).map(|k| a.seed + k).collect();
     let mut images = Vec::new();
     for chunk in seeds.chunks(64) {
-        let x = generator::sample::<Cpu>(&model, &meta, &vec![breed; chunk.len()], chunk, &opts, &mut |_, _| {});
-        images.extend(generator::to_rgb8(painter.paint(x))?);
+        let breeds = vec![breed; chunk.len()];
+        let x = generator::sample::<Cpu>(&model, &meta, &breeds, chunk, &opts, &mut |_, _| {});
+        let painted = painter.paint(x.clone());
+        let painted = match &refiner {
+            Some(r) => r.refine(x, painted, &breeds, chunk),
+            None => painted,
+        };
+        images.extend(generator::to_rgb8(painted)?);
     }
-    let side = meta.image_size();
+    let side = refiner.as_ref().map_or(meta.image_size(), |r| r.meta.image_size());
     let is_file = a.out.extension().is_some_and(|e| e.eq_ignore_ascii_case("png"));
     if is_file {
         if let Some(p) = a.out.parent().filter(|p| !p.as_os_str().is_empty()) {
@@ -412,6 +485,8 @@ pub struct EvalGenArgs {
     /// the null class's place in the guidance formula.
     #[arg(long)]
     guide_model: Option<PathBuf>,
+    #[command(flatten)]
+    refine: RefineArgs,
 }
 
 pub fn eval_gen(a: EvalGenArgs) -> Result<ExitCode> {
@@ -435,6 +510,7 @@ pub fn eval_gen(a: EvalGenArgs) -> Result<ExitCode> {
         }
         None => None,
     };
+    let refiner = a.refine.load(&meta)?;
     let data = match a.data.clone() {
         Some(d) => d,
         None => training_cache(&path)?,
@@ -452,7 +528,7 @@ pub fn eval_gen(a: EvalGenArgs) -> Result<ExitCode> {
         pb.set_length(n as u64);
         pb.set_position(k as u64);
     };
-    let r = tinycats_train::gen_eval::evaluate(&model, &meta, &painter, guide.as_ref().map(|(g, m)| (g, m)), &pred, &cache, a.n, &opts, a.seed, Some(&a.out), &mut report)?;
+    let r = tinycats_train::gen_eval::evaluate(&model, &meta, &painter, guide.as_ref().map(|(g, m)| (g, m)), refiner.as_ref(), &pred, &cache, a.n, &opts, a.seed, Some(&a.out), &mut report)?;
     pb.finish_and_clear();
     tinycats_data::hashing::write_atomic(&a.out.join("report.json"), &serde_json::to_vec_pretty(&r)?)?;
     if a.json {

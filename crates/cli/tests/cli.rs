@@ -439,6 +439,20 @@ fn latent_generator_train_generate_ship_export() {
     let o = tc(&["generate", "--model", &ema, "--breed", "bengal", "--n", "4", "--steps", "2", "--out", &s(&grid)]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(image::image_dimensions(&grid).unwrap(), (38, 38));
+    // A generator without a conditioning input cannot refine from noise (it would ignore the
+    // image): eval-gen and eval-ae refuse it by name before writing anything.
+    let never_dir = t.path().join("never-refined");
+    let o = tc(&["eval-gen", "--model", &ema, "--refine-model", &ema, "--data", &cache, "--out", &s(&never_dir)]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("refiner") && err.contains("above 0"), "{err}");
+    let o = tc(&["eval-ae", "--autoencoder", &ae_file, "--data", &cache, "--refine-model", &ema, "--out", &s(&never_dir.join("r.png"))]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("above 0"), "{err}");
+    assert!(!never_dir.exists(), "a refused refinement wrote output");
+    let o = tc(&["generate", "--model", &ema, "--breed", "bengal", "--refine-model", &ema, "--refine-steps", "0", "--out", &s(&never_dir)]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("--refine-steps"), "{err}");
+    assert!(!never_dir.exists(), "a refused refinement wrote output");
     // ship carries the autoencoder; export writes the DiT and the decoder graph it names.
     let shipped = t.path().join("shipped");
     let o = tc(&["ship", "--run", &s(&run), "--out", &s(&shipped)]);

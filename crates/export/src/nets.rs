@@ -173,16 +173,21 @@ pub fn output_name(target: &str) -> &'static str {
 /// Generator graph: `x_t` float32 [N,3,S,S], `t` float32 [N] in [0,1], `breed` int64 [N]
 /// (null class = number of breeds, for the unconditional half of CFG) → `velocity` [N,3,S,S]
 /// (target "velocity"), or `x_hat`, the clean-image estimate (target "x", per the `target`
-/// metadata). No guidance inside: the caller runs cond + null and mixes once.
+/// metadata). No guidance inside: the caller runs cond + null and mixes once. A refiner
+/// (`cond_channels` > 0) also takes `cond` [N,cc,S,S]: the coarse latent, upsampled (nearest)
+/// to the refined latent's side S.
 pub fn dit(m: &Dit<Cpu>, meta: &[(String, String)]) -> Result<Exported> {
     let c = m.config();
     let (h, g, p, ch, tk) = (c.hidden as i64, c.grid() as i64, c.patch as i64, c.channels as i64, c.tokens() as i64);
+    let ch_in = ch + c.cond_channels as i64;
     let mut b = Builder::default();
+    // A refiner's input is x_t followed by its conditioning image on the channel axis.
+    let x_in = if c.cond_channels > 0 { b.node("Concat", &["x_t", "cond"], vec![("axis", Attr::Int(1))]) } else { "x_t".to_string() };
     // Patchify: [N,C,g·p,g·p] → [N,C,g,p,g,p] → [N,g,g,p,p,C] → [N,T,p·p·C].
-    let s1 = b.const_i64(&[0, ch, g, p, g, p]);
-    let x = b.op("Reshape", &["x_t", &s1]);
+    let s1 = b.const_i64(&[0, ch_in, g, p, g, p]);
+    let x = b.op("Reshape", &[&x_in, &s1]);
     let x = b.node("Transpose", &[&x], vec![("perm", Attr::Ints(vec![0, 2, 4, 3, 5, 1]))]);
-    let s2 = b.const_i64(&[0, tk, p * p * ch]);
+    let s2 = b.const_i64(&[0, tk, p * p * ch_in]);
     let x = b.op("Reshape", &[&x, &s2]);
     let x = linear(&mut b, &x, &m.x_embed, "x_embed")?;
     let pe = b.const_f32(&[1, c.tokens(), c.hidden], &pos_embed_2d(c.hidden, c.grid()));
@@ -258,10 +263,14 @@ pub fn dit(m: &Dit<Cpu>, meta: &[(String, String)]) -> Result<Exported> {
     b.name_last_output(out_name);
     let sz = Some(c.image_size);
     let weight_axis = b.weight_axis.clone();
+    let mut inputs = vec![value_info("x_t", DataType::Float, &[None, Some(c.channels), sz, sz]), value_info("t", DataType::Float, &[None]), value_info("breed", DataType::Int64, &[None])];
+    if c.cond_channels > 0 {
+        inputs.push(value_info("cond", DataType::Float, &[None, Some(c.cond_channels), sz, sz]));
+    }
     let model = model(
         b,
         "tinycats_generator",
-        vec![value_info("x_t", DataType::Float, &[None, Some(c.channels), sz, sz]), value_info("t", DataType::Float, &[None]), value_info("breed", DataType::Int64, &[None])],
+        inputs,
         vec![value_info(out_name, DataType::Float, &[None, Some(c.channels), sz, sz])],
         meta,
     );

@@ -75,7 +75,7 @@ fn onnxruntime_check(model: &[u8], inputs: Vec<(&str, &str, Vec<usize>, Vec<u8>)
 
 fn dit_case() -> (Dit<Cpu>, Tensor<Cpu, 4>, Vec<f32>, Vec<i64>) {
     let dev = Default::default();
-    let cfg = DitConfig { image_size: 16, patch: 4, channels: 3, hidden: 32, depth: 2, heads: 2, mlp_ratio: 4, num_classes: 3 };
+    let cfg = DitConfig { image_size: 16, patch: 4, channels: 3, hidden: 32, depth: 2, heads: 2, mlp_ratio: 4, num_classes: 3, cond_channels: 0 };
     let m = Dit::<Cpu>::new(cfg, &dev).map(&mut Jitter(0));
     let x = Tensor::<Cpu, 4>::random([3, 3, 16, 16], burn::tensor::Distribution::Normal(0.0, 1.0), &dev);
     (m, x, vec![0.0, 0.37, 0.93], vec![0, 2, 3])
@@ -88,6 +88,36 @@ fn dit_inputs(xv: &[f32], t: &[f32], y: &[i64]) -> Vec<(&'static str, &'static s
         ("t", "float32", vec![3], f32_bytes(t)),
         ("breed", "int64", vec![3], y.iter().flat_map(|v| v.to_le_bytes()).collect()),
     ]
+}
+
+#[test]
+fn refiner_dit_with_a_conditioning_input_matches_tract_and_onnxruntime() {
+    let dev = Default::default();
+    let cfg = DitConfig { image_size: 8, patch: 2, channels: 4, hidden: 32, depth: 1, heads: 2, mlp_ratio: 2, num_classes: 3, cond_channels: 4 };
+    let m = Dit::<Cpu>::new(cfg, &dev).map(&mut Jitter(5));
+    let x = Tensor::<Cpu, 4>::random([2, 4, 8, 8], burn::tensor::Distribution::Normal(0.0, 1.0), &dev);
+    let cond = Tensor::<Cpu, 4>::random([2, 4, 8, 8], burn::tensor::Distribution::Normal(0.0, 1.0), &dev);
+    let (t, y) = (vec![0.2f32, 0.8], vec![1i64, 3]);
+    let fwd = |c: Tensor<Cpu, 4>| -> Vec<f32> {
+        m.forward(Tensor::cat(vec![x.clone(), c], 1), Tensor::from_data(TensorData::new(t.clone(), [2]), &dev), Tensor::from_data(TensorData::new(y.clone(), [2]), &dev)).into_data().to_vec().unwrap()
+    };
+    let want = fwd(cond.clone());
+    assert_ne!(want, fwd(cond.clone() * 0.5), "the jittered refiner must depend on its conditioning");
+    let bytes = tinycats_export::encode(&quantize(nets::dit(&m, &[]).unwrap(), Quantize::None));
+    // Inputs in graph order: x_t, t, breed, cond.
+    let to_tract = |v: Tensor<Cpu, 4>| tract_ndarray::Array4::from_shape_vec((2, 4, 8, 8), v.into_data().to_vec::<f32>().unwrap()).unwrap().into_tensor();
+    let got = tract_run(&bytes, vec![x.clone()], vec![tract_ndarray::Array1::from_vec(t.clone()).into_tensor(), tract_ndarray::Array1::from_vec(y.clone()).into_tensor(), to_tract(cond.clone())]);
+    let d = max_diff(&got, &want);
+    assert!(d <= 1e-4, "tract vs burn: max |diff| {d}");
+    let (xv, cv): (Vec<f32>, Vec<f32>) = (x.into_data().to_vec().unwrap(), cond.into_data().to_vec().unwrap());
+    let mut inputs = vec![
+        ("x_t", "float32", vec![2, 4, 8, 8], f32_bytes(&xv)),
+        ("t", "float32", vec![2], f32_bytes(&t)),
+        ("breed", "int64", vec![2], y.iter().flat_map(|v| v.to_le_bytes()).collect()),
+    ];
+    inputs.push(("cond", "float32", vec![2, 4, 8, 8], f32_bytes(&cv)));
+    let r = onnxruntime_check(&bytes, inputs, &want, &[2, 4, 8, 8], 1e-4);
+    assert_eq!(r["checker"], "ok");
 }
 
 #[test]

@@ -25,6 +25,10 @@ pub struct DitConfig {
     pub mlp_ratio: usize,
     /// Real classes; the null class is index `num_classes`.
     pub num_classes: usize,
+    /// Channels of a clean conditioning image (same size as x) that follow x_t's channels in the
+    /// input: a refiner learns p(sharp latent | coarse latent, class). 0 for a plain generator.
+    #[serde(default)]
+    pub cond_channels: usize,
 }
 
 /// Frequencies of the sinusoidal timestep embedding (DiT uses 256).
@@ -36,7 +40,7 @@ pub const T_SCALE: f32 = 1000.0;
 impl DitConfig {
     /// Preset by name: `tiny` (tests, 16 px), `small` (64 px), `base` (128 px).
     pub fn preset(name: &str, num_classes: usize) -> Option<Self> {
-        let c = |image_size, patch, hidden, depth, heads| DitConfig { image_size, patch, channels: 3, hidden, depth, heads, mlp_ratio: 4, num_classes };
+        let c = |image_size, patch, hidden, depth, heads| DitConfig { image_size, patch, channels: 3, hidden, depth, heads, mlp_ratio: 4, num_classes, cond_channels: 0 };
         Some(match name {
             "tiny" => c(16, 4, 64, 2, 2),
             "small" => c(64, 8, 192, 6, 3),
@@ -52,8 +56,13 @@ impl DitConfig {
     pub fn tokens(&self) -> usize {
         self.grid() * self.grid()
     }
+    /// Values per output token (one p×p patch of x).
     pub fn patch_dim(&self) -> usize {
         self.patch * self.patch * self.channels
+    }
+    /// Values per input token: the patch of x_t and of the conditioning image.
+    pub fn in_patch_dim(&self) -> usize {
+        self.patch * self.patch * (self.channels + self.cond_channels)
     }
 
     /// Problems with the shape parameters, each naming the field.
@@ -78,9 +87,10 @@ impl DitConfig {
         let (h, t, pd, m) = (self.hidden, self.tokens(), self.patch_dim(), self.hidden * self.mlp_ratio);
         let lin = |i: usize, o: usize| i * o + o;
         let block = lin(h, 3 * h) + lin(h, h) + lin(h, m) + lin(m, h) + lin(h, 6 * h);
-        let params = lin(pd, h) + lin(T_FREQ, h) + lin(h, h) + (self.num_classes + 1) * h + self.depth * block + lin(h, 2 * h) + lin(h, pd);
+        let ipd = self.in_patch_dim();
+        let params = lin(ipd, h) + lin(T_FREQ, h) + lin(h, h) + (self.num_classes + 1) * h + self.depth * block + lin(h, 2 * h) + lin(h, pd);
         let block_flops = 2 * t * (h * 3 * h + h * h + 2 * h * m) + 2 * 2 * t * t * h + 2 * h * 6 * h;
-        let flops = 2 * t * pd * h + 2 * (T_FREQ * h + h * h) + self.depth * block_flops + 2 * h * 2 * h + 2 * t * h * pd;
+        let flops = 2 * t * ipd * h + 2 * (T_FREQ * h + h * h) + self.depth * block_flops + 2 * h * 2 * h + 2 * t * h * pd;
         (params, flops)
     }
 
@@ -263,7 +273,7 @@ impl<B: Backend> Dit<B> {
         // after 3,600 CPU steps and every breed got the same image (docs/RESULTS.md).
         let y_embed = EmbeddingConfig::new(cfg.num_classes + 1, h).with_initializer(Initializer::Normal { mean: 0.0, std: 1.0 }).init(device);
         Dit {
-            x_embed: xavier_linear(cfg.patch_dim(), h, device),
+            x_embed: xavier_linear(cfg.in_patch_dim(), h, device),
             t_mlp1: LinearConfig::new(T_FREQ, h).with_initializer(Initializer::Normal { mean: 0.0, std: 0.02 }).init(device),
             t_mlp2: LinearConfig::new(h, h).with_initializer(Initializer::Normal { mean: 0.0, std: 0.02 }).init(device),
             y_embed,
@@ -281,8 +291,8 @@ impl<B: Backend> Dit<B> {
     /// (row-in-patch, col-in-patch, channel) order.
     pub fn patchify(&self, x: Tensor<B, 4>) -> Tensor<B, 3> {
         let c = self.cfg;
-        let (n, g, p) = (x.dims()[0], c.grid(), c.patch);
-        x.reshape([n, c.channels, g, p, g, p]).permute([0, 2, 4, 3, 5, 1]).reshape([n, g * g, p * p * c.channels])
+        let (n, ch, g, p) = (x.dims()[0], x.dims()[1], c.grid(), c.patch);
+        x.reshape([n, ch, g, p, g, p]).permute([0, 2, 4, 3, 5, 1]).reshape([n, g * g, p * p * ch])
     }
 
     /// Exact inverse of `patchify`: each token goes back to its own patch.
@@ -306,6 +316,8 @@ impl<B: Backend> Dit<B> {
     }
 
     /// x_t [N,C,H,W], t [N], y [N] → network output [N,C,H,W] (velocity or x̂, per objective).
+    /// With `cond_channels` > 0 the input is x_t followed by the conditioning image on the
+    /// channel axis, [N, C + cond_channels, H, W]; the output still has C channels.
     pub fn forward(&self, x: Tensor<B, 4>, t: Tensor<B, 1>, y: Tensor<B, 1, Int>) -> Tensor<B, 4> {
         self.forward_with_tokens(x, t, y, 0).0
     }

@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 use tinycats_data::cache::Cache;
 use tinycats_data::loader::{Augment, Loader, LoaderConfig};
-use tinycats_models::autoencoder::{AeConfig, Autoencoder, Decoder};
+use tinycats_models::autoencoder::{AeConfig, Autoencoder, Decoder, Encoder};
 use tinycats_models::efficientnet::EfficientNetLite0;
 use tinycats_models::weights::TensorMap;
 use tinycats_models::{Cpu, CpuTrain};
@@ -224,6 +224,12 @@ fn per_channel<B: Backend>(v: &[f32], dev: &B::Device) -> Tensor<B, 4> {
 pub fn decode<B: Backend>(decoder: &Decoder<B>, meta: &AeMeta, z: Tensor<B, 4>) -> Tensor<B, 4> {
     let dev = z.device();
     decoder.forward(z * per_channel::<B>(&meta.std, &dev) + per_channel::<B>(&meta.mean, &dev)).clamp(-1.0, 1.0)
+}
+
+/// Images in [-1, 1] → generator latents (unit variance): the inverse of [`decode`].
+pub fn encode_images<B: Backend>(encoder: &Encoder<B>, meta: &AeMeta, x: Tensor<B, 4>) -> Tensor<B, 4> {
+    let dev = x.device();
+    (encoder.forward(x) - per_channel::<B>(&meta.mean, &dev)) / per_channel::<B>(&meta.std, &dev)
 }
 
 /// Cache images (HWC u8) → NCHW f32 in [-1, 1], optionally mirrored left-right.

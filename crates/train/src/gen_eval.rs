@@ -139,6 +139,7 @@ pub fn evaluate(
     meta: &GeneratorMeta,
     painter: &generator::Painter,
     guide: Option<(&Dit<Cpu>, &GeneratorMeta)>,
+    refiner: Option<&generator::Refiner>,
     pred: &Predictor,
     cache: &Cache,
     total: usize,
@@ -160,7 +161,12 @@ pub fn evaluate(
         for chunk in (0..per as u64).collect::<Vec<_>>().chunks(50) {
             let seeds: Vec<u64> = chunk.iter().map(|s| seed + (b as u64) * 1_000_000 + s).collect();
             let x = generator::sample_guided_by::<Cpu>(model, guide.map(|(g, m)| (g, m.target.as_str())), meta, &vec![b; seeds.len()], &seeds, opts, &mut |_, _| {});
-            imgs.extend(generator::to_rgb8(painter.paint(x))?);
+            let painted = painter.paint(x.clone());
+            let x = match refiner {
+                Some(r) => r.refine(x, painted, &vec![b; seeds.len()], &seeds),
+                None => painted,
+            };
+            imgs.extend(generator::to_rgb8(x)?);
             progress("generate", b * per + imgs.len(), k * per);
         }
         if let Some(dir) = grid_dir {

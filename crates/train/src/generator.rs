@@ -43,11 +43,15 @@ pub struct GenDataConfig {
     /// autoencoder's normalised latents of the images instead of their pixels, and its decoder
     /// paints the result. Empty: pixel space.
     pub autoencoder: PathBuf,
+    /// A refiner (the second stage of a cascade): the latents of this coarser autoencoder,
+    /// upsampled to `autoencoder`'s latent size, condition the DiT, which learns the sharper
+    /// latent of the same image. Needs `autoencoder`. Empty: a plain generator.
+    pub condition: PathBuf,
 }
 
 impl Default for GenDataConfig {
     fn default() -> Self {
-        Self { cache: PathBuf::from("data/pets/prepared/64-cats_other-crop"), exclude: vec!["other".into()], splits: vec!["train".into(), "val".into()], autoencoder: PathBuf::new() }
+        Self { cache: PathBuf::from("data/pets/prepared/64-cats_other-crop"), exclude: vec!["other".into()], splits: vec!["train".into(), "val".into()], autoencoder: PathBuf::new(), condition: PathBuf::new() }
     }
 }
 
@@ -208,6 +212,9 @@ impl GeneratorConfig {
         if self.data.splits.is_empty() {
             bail!("config key `data.splits` must name at least one split (train, val, test)");
         }
+        if !self.data.condition.as_os_str().is_empty() && self.data.autoencoder.as_os_str().is_empty() {
+            bail!("config key `data.condition` needs `data.autoencoder`: a refiner learns a latent conditioned on a coarser one");
+        }
         let d = self.dit(1).map_err(|e| anyhow!("{e}"))?;
         self.repa.validate(d.depth)?;
         Ok(())
@@ -239,6 +246,9 @@ pub struct GeneratorMeta {
     /// file `AUTOENCODER_FILE` beside the generator's). None: the DiT paints pixels.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latent: Option<AeMeta>,
+    /// Refiners: the coarser latent space they are conditioned on (`data.condition`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub condition: Option<AeMeta>,
 }
 
 impl GeneratorMeta {
@@ -290,6 +300,68 @@ impl Painter {
             Some((d, m)) => crate::autoencoder::decode(d, m, x),
             None => x,
         }
+    }
+}
+
+/// The second stage of a cascade: a latent generator in a sharper latent space that redraws a
+/// first generator's images. A refiner trained with `data.condition` is conditioned on the first
+/// model's latent (it learns p(sharp latent | coarse latent, breed)); any latent generator can
+/// also redraw from time `from` (SDEdit): image → its encoder → noised to `from` → its DiT over
+/// [from, 1] → its decoder. The first model decides the layout; the refiner, the detail.
+pub struct Refiner {
+    pub model: Dit<Cpu>,
+    pub meta: GeneratorMeta,
+    ae: Autoencoder<Cpu>,
+    ae_meta: AeMeta,
+    pub from: f32,
+    pub opts: SampleOptions,
+}
+
+impl Refiner {
+    /// The latent generator saved at `path` as a refiner for the generator whose metadata is
+    /// `first`.
+    pub fn load(path: &Path, first: &GeneratorMeta, from: f32, opts: SampleOptions) -> Result<Self> {
+        let r = Self::load_for(path, first.latent.as_ref(), from, opts)?;
+        if r.meta.classes != first.classes {
+            bail!("refiner {}: its breeds {:?} differ from the generator's {:?}", path.display(), r.meta.classes, first.classes);
+        }
+        Ok(r)
+    }
+
+    /// The refiner at `path` for coarse latents of the autoencoder `coarse` (None: pixels).
+    pub fn load_for(path: &Path, coarse: Option<&AeMeta>, from: f32, opts: SampleOptions) -> Result<Self> {
+        let (model, meta) = load_generator(path)?;
+        if !(0.0..1.0).contains(&from) {
+            bail!("refiner start time must be in [0, 1), got {from}");
+        }
+        if let Some(c) = &meta.condition {
+            if !coarse.is_some_and(|l| l.same_latents(c)) {
+                bail!("refiner {} is conditioned on another latent space than the one the generator paints in", path.display());
+            }
+            if meta.dit.image_size % c.ae.latent_size() != 0 {
+                bail!("refiner {}: its latent side {} is not a multiple of the coarse side {}", path.display(), meta.dit.image_size, c.ae.latent_size());
+            }
+        } else if from == 0.0 {
+            bail!("refiner {} has no conditioning input, so it must start from a time above 0 (it would ignore the image)", path.display());
+        }
+        let Some((ae, ae_meta)) = latent_autoencoder(path, &meta)? else {
+            bail!("refiner {}: a pixel generator cannot refine (it needs an autoencoder)", path.display());
+        };
+        Ok(Refiner { model, meta, ae, ae_meta, from, opts })
+    }
+
+    /// Refines what the first generator sampled for `breeds`: `latent` (its raw output) and
+    /// `images` (that output painted, in [-1, 1]). Returns images in [-1, 1].
+    pub fn refine(&self, latent: Tensor<Cpu, 4>, images: Tensor<Cpu, 4>, breeds: &[usize], seeds: &[u64]) -> Tensor<Cpu, 4> {
+        let cond = self.meta.condition.as_ref().map(|_| {
+            let f = self.meta.dit.image_size / latent.dims()[2];
+            upsample_nearest(latent, f)
+        });
+        let start = (self.from > 0.0).then(|| (crate::autoencoder::encode_images(&self.ae.encoder, &self.ae_meta, images), self.from));
+        // Its own noise streams, not the first model's.
+        let seeds: Vec<u64> = seeds.iter().map(|s| s ^ 0x5EED_0000_0000).collect();
+        let z = sample_from(&self.model, None, &self.meta, breeds, &seeds, &self.opts, cond, start, &mut |_, _| {});
+        crate::autoencoder::decode(&self.ae.decoder, &self.ae_meta, z)
     }
 }
 
@@ -394,12 +466,13 @@ pub fn velocity<B: Backend>(out: Tensor<B, 4>, x_t: Tensor<B, 4>, t: Tensor<B, 1
 
 /// Flow-matching loss of one batch of images in [-1,1]; returns (loss, target velocity).
 pub fn flow_loss<B: Backend>(model: &Dit<B>, x1: Tensor<B, 4>, draws: &StepDraws, target: &str) -> (Tensor<B, 1>, Tensor<B, 4>) {
-    let (loss, v, _) = flow_loss_with_tokens(model, x1, draws, target, 0);
+    let (loss, v, _) = flow_loss_with_tokens(model, x1, None, draws, target, 0);
     (loss, v)
 }
 
-/// `flow_loss`, also returning the hidden tokens after `at` blocks (for REPA).
-pub fn flow_loss_with_tokens<B: Backend>(model: &Dit<B>, x1: Tensor<B, 4>, draws: &StepDraws, target: &str, at: usize) -> (Tensor<B, 1>, Tensor<B, 4>, Tensor<B, 3>) {
+/// `flow_loss`, also returning the hidden tokens after `at` blocks (for REPA); `cond` is a
+/// refiner's clean conditioning image, appended to x_t on the channel axis.
+pub fn flow_loss_with_tokens<B: Backend>(model: &Dit<B>, x1: Tensor<B, 4>, cond: Option<Tensor<B, 4>>, draws: &StepDraws, target: &str, at: usize) -> (Tensor<B, 1>, Tensor<B, 4>, Tensor<B, 3>) {
     let dev = x1.device();
     let shape = x1.dims();
     let noise = Tensor::<B, 4>::from_data(TensorData::new(draws.noise.clone(), shape), &dev);
@@ -408,9 +481,22 @@ pub fn flow_loss_with_tokens<B: Backend>(model: &Dit<B>, x1: Tensor<B, 4>, draws
     let tb = t.clone().reshape([-1, 1, 1, 1]);
     let x_t = noise.clone() * (tb.clone().neg() + 1.0) + x1.clone() * tb;
     let v = x1 - noise;
-    let (out, tokens) = model.forward_with_tokens(x_t.clone(), t.clone(), y, at);
+    let input = match cond {
+        Some(c) => Tensor::cat(vec![x_t.clone(), c], 1),
+        None => x_t.clone(),
+    };
+    let (out, tokens) = model.forward_with_tokens(input, t.clone(), y, at);
     let v_hat = velocity(out, x_t, t, target);
     ((v_hat - v.clone()).powi_scalar(2).mean(), v, tokens)
+}
+
+/// Nearest-neighbour upsampling by an integer factor: a coarse latent laid over a finer grid.
+pub fn upsample_nearest<B: Backend>(x: Tensor<B, 4>, f: usize) -> Tensor<B, 4> {
+    if f == 1 {
+        return x;
+    }
+    let [n, c, h, w] = x.dims();
+    x.reshape([n, c, h, 1, w, 1]).repeat_dim(3, f).repeat_dim(5, f).reshape([n, c, h * f, w * f])
 }
 
 // ---- sampling --------------------------------------------------------------------------------
@@ -495,30 +581,37 @@ fn step_noise(seed: u64, step: usize, per_image: usize) -> Vec<f32> {
 }
 
 /// Velocity of one forward of `model` at time t, one row of `x` per label.
-fn predict<B: Backend>(model: &Dit<B>, x: Tensor<B, 4>, t: f32, labels: Vec<i64>, target: &str) -> Tensor<B, 4> {
+/// A refiner's conditioning image follows x on the channel axis.
+fn predict<B: Backend>(model: &Dit<B>, x: Tensor<B, 4>, cond: Option<Tensor<B, 4>>, t: f32, labels: Vec<i64>, target: &str) -> Tensor<B, 4> {
     let dev = x.device();
     let m = labels.len();
     let tt = Tensor::<B, 1>::from_data(TensorData::new(vec![t; m], [m]), &dev);
     let yt = Tensor::<B, 1, Int>::from_data(TensorData::new(labels, [m]), &dev);
-    velocity(model.forward(x.clone(), tt.clone(), yt), x, tt, target)
+    let input = match cond {
+        Some(c) => Tensor::cat(vec![x.clone(), c], 1),
+        None => x.clone(),
+    };
+    velocity(model.forward(input, tt.clone(), yt), x, tt, target)
 }
 
 /// Guided velocity at (x, t) for labels `y`. Guidance moves away from a reference prediction:
 /// the null class's (one batched forward over [cond; null]) or, with `guide`, a weaker model's
 /// conditional one (autoguidance, Karras et al. 2024).
-fn guided<B: Backend>(model: &Dit<B>, guide: Option<(&Dit<B>, &str)>, x: &Tensor<B, 4>, t: f32, y: &[i64], null: usize, opts: &SampleOptions, target: &str) -> (Tensor<B, 4>, Tensor<B, 4>) {
+#[allow(clippy::too_many_arguments)]
+fn guided<B: Backend>(model: &Dit<B>, guide: Option<(&Dit<B>, &str)>, x: &Tensor<B, 4>, cond: Option<&Tensor<B, 4>>, t: f32, y: &[i64], null: usize, opts: &SampleOptions, target: &str) -> (Tensor<B, 4>, Tensor<B, 4>) {
     let n = y.len();
     // The tolerance keeps k·dt, which may round just past a typed bound, inside it.
     let cfg = if t >= opts.interval.0 - 1e-6 && t <= opts.interval.1 + 1e-6 { opts.cfg } else { 1.0 };
     let use_cfg = (cfg - 1.0).abs() > 1e-9;
     let v = if !use_cfg {
-        predict(model, x.clone(), t, y.to_vec(), target)
+        predict(model, x.clone(), cond.cloned(), t, y.to_vec(), target)
     } else {
         let (c, u) = match guide {
-            Some((bad, bad_target)) => (predict(model, x.clone(), t, y.to_vec(), target), predict(bad, x.clone(), t, y.to_vec(), bad_target)),
+            Some((bad, bad_target)) => (predict(model, x.clone(), cond.cloned(), t, y.to_vec(), target), predict(bad, x.clone(), cond.cloned(), t, y.to_vec(), bad_target)),
             None => {
                 let labels = y.iter().copied().chain(std::iter::repeat(null as i64).take(n)).collect();
-                let v = predict(model, Tensor::cat(vec![x.clone(), x.clone()], 0), t, labels, target);
+                let cond2 = cond.map(|c| Tensor::cat(vec![c.clone(), c.clone()], 0));
+                let v = predict(model, Tensor::cat(vec![x.clone(), x.clone()], 0), cond2, t, labels, target);
                 (v.clone().narrow(0, 0, n), v.narrow(0, n, n))
             }
         };
@@ -563,25 +656,48 @@ pub fn sample_guided_by<B: Backend>(
     opts: &SampleOptions,
     preview: &mut dyn FnMut(usize, &Tensor<B, 4>),
 ) -> Tensor<B, 4> {
+    sample_from(model, guide, meta, breeds, seeds, opts, None, None, preview)
+}
+
+/// [`sample_guided_by`], optionally starting part-way (SDEdit, Meng et al. 2022): with
+/// `start = Some((x1, t0))` the path begins at `x_t0 = t0·x1 + (1 − t0)·ε` (ε from the seed's
+/// stream 0) and the `opts.steps` steps cover [t0, 1] only, so the model keeps `x1`'s layout
+/// and redraws the detail that noise at t0 hides. `cond` is a refiner's conditioning image.
+#[allow(clippy::too_many_arguments)]
+pub fn sample_from<B: Backend>(
+    model: &Dit<B>,
+    guide: Option<(&Dit<B>, &str)>,
+    meta: &GeneratorMeta,
+    breeds: &[usize],
+    seeds: &[u64],
+    opts: &SampleOptions,
+    cond: Option<Tensor<B, 4>>,
+    start: Option<(Tensor<B, 4>, f32)>,
+    preview: &mut dyn FnMut(usize, &Tensor<B, 4>),
+) -> Tensor<B, 4> {
     let d = meta.dit;
     let dev = Default::default();
     let per = d.channels * d.image_size * d.image_size;
     let n = breeds.len();
     let noise: Vec<f32> = seeds.iter().flat_map(|&s| seed_noise(s, per)).collect();
     let mut x = Tensor::<B, 4>::from_data(TensorData::new(noise, [n, d.channels, d.image_size, d.image_size]), &dev);
+    let t0 = start.as_ref().map(|s| s.1.clamp(0.0, 1.0)).unwrap_or(0.0);
+    if let Some((x1, _)) = start {
+        x = x1 * t0 as f64 + x * (1.0 - t0 as f64);
+    }
     let y: Vec<i64> = breeds.iter().map(|&b| b as i64).collect();
     let steps = opts.steps.max(1);
-    let grid = time_grid(steps, opts.shift);
+    let grid: Vec<f32> = time_grid(steps, opts.shift).into_iter().map(|g| t0 + (1.0 - t0) * g).collect();
     for k in 0..steps {
         // The uniform grid keeps the constant 1/steps step (and Heun's t + dt), as before the
         // shift existed, so earlier seeds reproduce bit for bit.
-        let (t, dt, t_next) = if opts.shift == 1.0 {
+        let (t, dt, t_next) = if opts.shift == 1.0 && t0 == 0.0 {
             let dt = 1.0 / steps as f32;
             (grid[k], dt, grid[k] + dt)
         } else {
             (grid[k], grid[k + 1] - grid[k], grid[k + 1])
         };
-        let (v, x_hat) = guided(model, guide, &x, t, &y, meta.null_class(), opts, &meta.target);
+        let (v, x_hat) = guided(model, guide, &x, cond.as_ref(), t, &y, meta.null_class(), opts, &meta.target);
         x = if opts.eta > 0.0 && k + 1 < steps {
             // x = (1 − t)·ε + t·x̂ and v = x̂ − ε, so ε̂ = x − t·v.
             let eps = x.clone() - v.clone() * t as f64;
@@ -591,7 +707,7 @@ pub fn sample_guided_by<B: Backend>(
             x_hat.clone() * t_next as f64 + (eps * (1.0 - eta * eta).sqrt() + z * eta) * (1.0 - t_next as f64)
         } else if opts.solver == Solver::Heun && k + 1 < steps {
             let next = x.clone() + v.clone() * dt as f64;
-            let (v2, _) = guided(model, guide, &next, t_next, &y, meta.null_class(), opts, &meta.target);
+            let (v2, _) = guided(model, guide, &next, cond.as_ref(), t_next, &y, meta.null_class(), opts, &meta.target);
             x + (v + v2) * (dt as f64 / 2.0)
         } else {
             x + v * dt as f64
@@ -723,6 +839,9 @@ pub fn train_generator(cfg: &GeneratorConfig, run_dir: &Path, sinks: &mut Sinks,
         }
         dit.image_size = am.ae.latent_size();
         dit.channels = am.ae.latent_channels;
+        if !cfg.data.condition.as_os_str().is_empty() {
+            dit.cond_channels = crate::autoencoder::read_autoencoder_meta(&cfg.data.condition).with_context(|| format!("config key `data.condition` ({})", cfg.data.condition.display()))?.ae.latent_channels;
+        }
         dit.check().map_err(|e| anyhow!("model.patch with the latent {0}×{0}×{1}: {e}", dit.image_size, dit.channels))?;
         Some((ae, am, src))
     };
@@ -747,6 +866,22 @@ pub fn train_generator(cfg: &GeneratorConfig, run_dir: &Path, sinks: &mut Sinks,
             (Some(am.clone()), Some((z, row)), Painter { decoder: Some((ae.decoder, am)) })
         }
         None => (None, None, Painter::pixels()),
+    };
+    // A refiner's conditioning: the coarse autoencoder's latents of the same images (both
+    // orientations), upsampled to the DiT's latent side when a batch is built.
+    let condition = if cfg.data.condition.as_os_str().is_empty() {
+        None
+    } else {
+        let (cae, cm) = load_autoencoder(&cfg.data.condition).with_context(|| format!("config key `data.condition` ({})", cfg.data.condition.display()))?;
+        if cm.ae.image_size != cache.size() as usize {
+            bail!("config key `data.condition`: {} takes {} px images but the cache holds {} px", cfg.data.condition.display(), cm.ae.image_size, cache.size());
+        }
+        let side = cm.ae.latent_size();
+        if side == 0 || dit.image_size % side != 0 || side > dit.image_size {
+            bail!("config key `data.condition`: its latent side {side} must divide the refined latent side {}", dit.image_size);
+        }
+        let z = [crate::autoencoder::encode(&cae, &cm, &cache, &idx, false)?, crate::autoencoder::encode(&cae, &cm, &cache, &idx, true)?];
+        Some((z, cm))
     };
     tinycats_data::hashing::write_atomic(&run_dir.join("config.toml"), toml::to_string(cfg)?.as_bytes())?;
     let cfg_json = serde_json::to_value(cfg)?;
@@ -801,10 +936,12 @@ pub fn train_generator(cfg: &GeneratorConfig, run_dir: &Path, sinks: &mut Sinks,
     // Latent runs pick the orientation themselves (below), from the pre-encoded pair.
     let aug = Augment { random_resized_crop: false, hflip: cfg.objective.hflip && latents.is_none(), color_jitter: 0.0, ..Augment::default() };
     let bs = cfg.train.batch_size;
+    // Row (in `idx` order) of each class's first training image: a refiner's preview input.
+    let preview_rows: Vec<Option<usize>> = (0..classes.len()).map(|c| idx.iter().position(|&i| map[cache.index.entries[i].label] == Some(c))).collect();
     let loader = Loader::new(&cache, idx, LoaderConfig { batch_size: bs, shuffle: true, drop_last: true, seed: cfg.train.seed, augment: aug, ..Default::default() });
     let per_epoch = loader.batches_per_epoch().max(1);
     let per_image = dit.channels * dit.image_size * dit.image_size;
-    let meta = |step: usize, is_ema: bool| GeneratorMeta { dit, classes: classes.clone(), target: cfg.objective.target.clone(), step, ema: is_ema, latent: latent_meta.clone() };
+    let meta = |step: usize, is_ema: bool| GeneratorMeta { dit, classes: classes.clone(), target: cfg.objective.target.clone(), step, ema: is_ema, latent: latent_meta.clone(), condition: condition.as_ref().map(|c| c.1.clone()) };
     let (ema_path, raw_path) = (run_dir.join("ema.safetensors"), run_dir.join("raw.safetensors"));
     let end = opts.stop_after_steps.map(|k| (st.step + k).min(cfg.train.steps)).unwrap_or(cfg.train.steps);
     let t0 = Instant::now();
@@ -826,20 +963,30 @@ pub fn train_generator(cfg: &GeneratorConfig, run_dir: &Path, sinks: &mut Sinks,
             // REPA targets before the pixels move into the tensor (flip detection reads them).
             let repa_targets = targets.as_ref().map(|tg| tg.batch(&cache, &b.indices, &b.images)).transpose()?;
             let shape = [labels.len(), dit.channels, dit.image_size, dit.image_size];
+            let mut cond = None;
             let x1 = match &latents {
                 None => Tensor::<CpuTrain, 4>::from_data(TensorData::new(b.images, shape), &dev) * 2.0 - 1.0,
                 Some((z, row)) => {
                     // Its own stream, so the noise, t and label draws match a pixel run's.
                     let mut rng = ChaCha8Rng::seed_from_u64(cfg.train.seed ^ 0x5EED_F11D ^ (micro as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
                     let mut x = Vec::with_capacity(labels.len() * per_image);
+                    let mut c = Vec::new();
                     for &i in &b.indices {
                         let flip = cfg.objective.hflip && rng.gen_bool(0.5);
                         x.extend_from_slice(&z[flip as usize][row[i] * per_image..][..per_image]);
+                        if let Some((cz, cm)) = &condition {
+                            let per_c = cm.ae.latent_channels * cm.ae.latent_size() * cm.ae.latent_size();
+                            c.extend_from_slice(&cz[flip as usize][row[i] * per_c..][..per_c]);
+                        }
                     }
+                    cond = condition.as_ref().map(|(_, cm)| {
+                        let (cc, cs) = (cm.ae.latent_channels, cm.ae.latent_size());
+                        upsample_nearest(Tensor::<CpuTrain, 4>::from_data(TensorData::new(std::mem::take(&mut c), [labels.len(), cc, cs, cs]), &dev), dit.image_size / cs)
+                    });
                     Tensor::<CpuTrain, 4>::from_data(TensorData::new(x, shape), &dev)
                 }
             };
-            let (loss, _, tokens) = flow_loss_with_tokens(&model, x1, &draws, &cfg.objective.target, if repa_on { cfg.repa.block } else { 0 });
+            let (loss, _, tokens) = flow_loss_with_tokens(&model, x1, cond.take(), &draws, &cfg.objective.target, if repa_on { cfg.repa.block } else { 0 });
             let lv: f32 = loss.clone().into_scalar().elem();
             if !lv.is_finite() {
                 bail!("training diverged at step {step}: loss is {lv} (lower optim.lr or raise train.grad_clip)");
@@ -912,7 +1059,21 @@ pub fn train_generator(cfg: &GeneratorConfig, run_dir: &Path, sinks: &mut Sinks,
             let pairs: Vec<(usize, u64)> = cfg.predictions.seeds.iter().flat_map(|&s| (0..classes.len()).map(move |b| (b, s))).collect();
             let (breeds, seeds): (Vec<usize>, Vec<u64>) = pairs.iter().copied().unzip();
             let t_sample = Instant::now();
-            let x = painter.paint(sample(&ema, &m, &breeds, &seeds, &SampleOptions::new(cfg.predictions.sample_steps, cfg.predictions.cfg, Solver::Euler), &mut |_, _| {}));
+            // A refiner's previews refine the coarse latent of each breed's first training image.
+            let pcond = condition.as_ref().map(|(cz, cm)| {
+                let (cc, cs) = (cm.ae.latent_channels, cm.ae.latent_size());
+                let per_c = cc * cs * cs;
+                let c: Vec<f32> = breeds
+                    .iter()
+                    .flat_map(|&b| match preview_rows.get(b).copied().flatten() {
+                        Some(k) => cz[0][k * per_c..][..per_c].to_vec(),
+                        None => vec![0.0; per_c],
+                    })
+                    .collect();
+                upsample_nearest(Tensor::<Cpu, 4>::from_data(TensorData::new(c, [breeds.len(), cc, cs, cs]), &dev), dit.image_size / cs)
+            });
+            let opts = SampleOptions::new(cfg.predictions.sample_steps, cfg.predictions.cfg, Solver::Euler);
+            let x = painter.paint(sample_from(&ema, None, &m, &breeds, &seeds, &opts, pcond, None, &mut |_, _| {}));
             let latency_ms = 1e3 * t_sample.elapsed().as_secs_f64() / pairs.len().max(1) as f64;
             let imgs = to_rgb8(x)?;
             let path = run_dir.join(format!("samples/step-{:07}.png", st.step));

@@ -272,3 +272,107 @@ fn committed_autoencoder_configs_load_and_stage_two_keeps_stage_one_encoder() {
     assert_eq!((one.model.latent_channels, one.model.width, one.model.levels), (two.model.latent_channels, two.model.width, two.model.levels), "stage 2 must take stage 1's encoder shape");
     assert_eq!(two.data, one.data);
 }
+
+#[test]
+fn sampling_from_a_start_time_mixes_the_start_with_the_seed_noise() {
+    let _serial = serial();
+    // A fresh DiT outputs zero velocity (zero-initialised final layer), so the path stays where
+    // it starts: x = t0·x1 + (1 − t0)·ε, ε from the seed.
+    let cfg = tinycats_models::dit::DitConfig { image_size: 8, patch: 2, channels: 4, hidden: 32, depth: 1, heads: 2, mlp_ratio: 2, num_classes: 2, cond_channels: 0 };
+    let dev = Default::default();
+    let m = cfg.init::<Cpu>(&dev);
+    let meta = generator::GeneratorMeta { dit: cfg, classes: vec!["A".into(), "B".into()], target: "velocity".into(), step: 0, ema: true, latent: None, condition: None };
+    let x1: Vec<f32> = (0..256).map(|i| (i as f32 / 64.0).sin()).collect();
+    let start = Tensor::<Cpu, 4>::from_data(TensorData::new(x1.clone(), [1, 4, 8, 8]), &dev);
+    let out: Vec<f32> = generator::sample_from::<Cpu>(&m, None, &meta, &[0], &[7], &SampleOptions::new(3, 2.0, Solver::Euler), None, Some((start, 0.75)), &mut |_, _| {}).into_data().to_vec().unwrap();
+    let eps = generator::seed_noise(7, 256);
+    let worst = out.iter().zip(x1.iter().zip(&eps)).map(|(o, (x, e))| (o - (0.75 * x + 0.25 * e)).abs()).fold(0f32, f32::max);
+    assert!(worst < 1e-5, "start mix off by {worst}");
+}
+
+#[test]
+fn refiner_learns_a_sharp_latent_from_the_coarse_one() {
+    let _serial = serial();
+    let t = tempfile::tempdir().unwrap();
+    let cache_dir = tiny_cache(t.path());
+    let cache = tinycats_data::cache::Cache::open(&cache_dir).unwrap();
+    // Fine: 16 px → 8×8×4; coarse: 16 px → 4×4×4.
+    let fine = ae::train_autoencoder(&ae_cfg(&cache_dir, &["train.steps=30"]), &t.path().join("fine"), &mut Sinks::default()).unwrap();
+    let coarse = ae::train_autoencoder(&ae_cfg(&cache_dir, &["train.steps=30", "model.levels=2"]), &t.path().join("coarse"), &mut Sinks::default()).unwrap();
+    let sets = |ae_file: &Path, extra: &[&str]| -> Vec<String> {
+        let mut o = vec![
+            two_breeds(),
+            format!("data.cache=\"{}\"", cache_dir.display()),
+            "data.splits=[\"train\"]".into(),
+            format!("data.autoencoder=\"{}\"", ae_file.display()),
+            "model.preset=tiny".into(),
+            "model.patch=2".into(),
+            "schedule.warmup_epochs=0".into(),
+            "schedule.kind=constant".into(),
+            "optim.lr=0.002".into(),
+            "train.batch_size=6".into(),
+            "train.log_every=1".into(),
+            "train.checkpoint_every=1000".into(),
+            "predictions.every=150".into(),
+        ];
+        o.extend(extra.iter().map(|s| s.to_string()));
+        o
+    };
+    let cond = format!("data.condition=\"{}\"", coarse.weights.display());
+    let cfg = GeneratorConfig::load("", "t", &sets(&fine.weights, &["train.steps=150", &cond])).unwrap();
+    let run = t.path().join("refiner");
+    let r = generator::train_generator(&cfg, &run, &mut Sinks::default(), &GenOptions::default()).unwrap();
+    let (m, meta) = generator::load_generator(&r.ema_weights).unwrap();
+    assert!(meta.condition.as_ref().is_some_and(|c| c.same_latents(&coarse.meta)), "{:?}", meta.condition);
+    assert_eq!((meta.dit.image_size, meta.dit.channels, meta.dit.cond_channels), (8, 4, 4));
+    // Each input token holds a 2×2 patch of x_t and of the upsampled coarse latent.
+    assert_eq!(m.x_embed.weight.dims(), [2 * 2 * 8, 64]);
+    assert_eq!(tinycats_models::dit::DitConfig::params_and_flops(&meta.dit).0, m.num_params(), "parameter count formula with conditioning");
+    assert!(run.join("samples/step-0000150.png").exists(), "a refiner's previews refine training images");
+
+    // It uses the conditioning: on its training images the flow loss with each image's own
+    // coarse latent is lower than with another image's.
+    let (idx, _, _) = generator::training_set(&cfg, &cache).unwrap();
+    let n = idx.len();
+    let dev = Default::default();
+    let (fm, cm) = (ae::load_autoencoder(&fine.weights).unwrap(), ae::load_autoencoder(&coarse.weights).unwrap());
+    let x1 = Tensor::<Cpu, 4>::from_data(TensorData::new(ae::encode(&fm.0, &fm.1, &cache, &idx, false).unwrap(), [n, 4, 8, 8]), &dev);
+    let c = Tensor::<Cpu, 4>::from_data(TensorData::new(ae::encode(&cm.0, &cm.1, &cache, &idx, false).unwrap(), [n, 4, 4, 4]), &dev);
+    let own = generator::upsample_nearest(c.clone(), 2);
+    assert_eq!(own.dims(), [n, 4, 8, 8]);
+    let shuffled = generator::upsample_nearest(Tensor::cat(vec![c.clone().narrow(0, 1, n - 1), c.narrow(0, 0, 1)], 0), 2);
+    let labels: Vec<usize> = idx.iter().map(|&i| if cache.index.classes[cache.index.entries[i].label] == "Bengal" { 0 } else { 1 }).collect();
+    let loss = |cond: &Tensor<Cpu, 4>| -> f32 {
+        (0..8)
+            .map(|s| {
+                let d = generator::draw_step(&cfg.objective, 5, s, &labels, 4 * 8 * 8, 2);
+                generator::flow_loss_with_tokens(&m, x1.clone(), Some(cond.clone()), &d, "velocity", 0).0.into_scalar()
+            })
+            .sum()
+    };
+    let (l_own, l_other) = (loss(&own), loss(&shuffled));
+    assert!(l_own < 0.9 * l_other, "conditioning unused: loss {l_own:.4} with the own coarse latent, {l_other:.4} with another's");
+
+    // As the second stage of a cascade: a generator in the coarse latent space, then the refiner.
+    let first = generator::train_generator(&GeneratorConfig::load("", "t", &sets(&coarse.weights, &["train.steps=5", "model.patch=1", "predictions.enabled=false"])).unwrap(), &t.path().join("first"), &mut Sinks::default(), &GenOptions::default()).unwrap();
+    let (fmodel, fmeta) = generator::load_generator(&first.ema_weights).unwrap();
+    let refiner = generator::Refiner::load(&r.ema_weights, &fmeta, 0.0, SampleOptions::new(4, 2.0, Solver::Euler)).unwrap();
+    let z = generator::sample::<Cpu>(&fmodel, &fmeta, &[0, 1], &[1, 2], &SampleOptions::new(3, 2.0, Solver::Euler), &mut |_, _| {});
+    let painted = Painter::for_generator(&first.ema_weights, &fmeta).unwrap().paint(z.clone());
+    let out = refiner.refine(z.clone(), painted.clone(), &[0, 1], &[1, 2]);
+    assert_eq!(out.dims(), [2, 3, 16, 16]);
+    let px: Vec<f32> = out.into_data().to_vec().unwrap();
+    assert!(px.iter().all(|v| v.is_finite() && (-1.0..=1.0).contains(v)));
+    // Another coarse latent, another refinement (same seeds).
+    let again: Vec<f32> = refiner.refine(z.clone() * 0.0, painted, &[0, 1], &[1, 2]).into_data().to_vec().unwrap();
+    assert_ne!(px, again, "the refinement ignores the coarse latent");
+
+    // A refiner of another latent space, or an unconditioned one started from noise, is refused.
+    let e = generator::Refiner::load(&r.ema_weights, &meta, 0.0, SampleOptions::new(4, 2.0, Solver::Euler)).err().expect("wrong latent space accepted").to_string();
+    assert!(e.contains("conditioned on another latent space"), "{e}");
+    let e = generator::Refiner::load(&first.ema_weights, &fmeta, 0.0, SampleOptions::new(4, 2.0, Solver::Euler)).err().expect("unconditioned refiner from noise accepted").to_string();
+    assert!(e.contains("above 0"), "{e}");
+    // `data.condition` needs `data.autoencoder`.
+    let e = GeneratorConfig::load("", "t", &[cond.clone()]).unwrap_err().to_string();
+    assert!(e.contains("data.condition") && e.contains("data.autoencoder"), "{e}");
+}
