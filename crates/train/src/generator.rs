@@ -264,6 +264,8 @@ impl GeneratorMeta {
 
 /// The file beside a latent generator's weights that holds its autoencoder.
 pub const AUTOENCODER_FILE: &str = "autoencoder.safetensors";
+/// The copy of a refiner's conditioning autoencoder (`data.condition`) kept in its run folder.
+pub const CONDITION_FILE: &str = "condition.safetensors";
 
 /// The autoencoder a latent generator saved at `path` was trained with (the file beside it),
 /// checked against its metadata `meta`; None for a pixel generator.
@@ -821,6 +823,11 @@ pub fn train_generator(cfg: &GeneratorConfig, run_dir: &Path, sinks: &mut Sinks,
     let cache = Cache::open(&cfg.data.cache)?;
     let (idx, classes, map) = training_set(cfg, &cache)?;
     let mut dit = cfg.dit(classes.len()).map_err(|e| anyhow!("{e}"))?;
+    // A refiner's conditioning autoencoder; like the autoencoder, a resumed run keeps its own copy.
+    let cond_src = (!cfg.data.condition.as_os_str().is_empty()).then(|| {
+        let kept = run_dir.join(CONDITION_FILE);
+        if opts.resume && kept.is_file() { kept } else { cfg.data.condition.clone() }
+    });
     // Latent space: the DiT takes the autoencoder's latent shape, and every training image is
     // encoded once, in both orientations (a mirrored image's latent is not the mirrored latent).
     let latent = if cfg.data.autoencoder.as_os_str().is_empty() {
@@ -839,8 +846,8 @@ pub fn train_generator(cfg: &GeneratorConfig, run_dir: &Path, sinks: &mut Sinks,
         }
         dit.image_size = am.ae.latent_size();
         dit.channels = am.ae.latent_channels;
-        if !cfg.data.condition.as_os_str().is_empty() {
-            dit.cond_channels = crate::autoencoder::read_autoencoder_meta(&cfg.data.condition).with_context(|| format!("config key `data.condition` ({})", cfg.data.condition.display()))?.ae.latent_channels;
+        if let Some(src) = &cond_src {
+            dit.cond_channels = crate::autoencoder::read_autoencoder_meta(src).with_context(|| format!("config key `data.condition` ({})", src.display()))?.ae.latent_channels;
         }
         dit.check().map_err(|e| anyhow!("model.patch with the latent {0}×{0}×{1}: {e}", dit.image_size, dit.channels))?;
         Some((ae, am, src))
@@ -869,19 +876,25 @@ pub fn train_generator(cfg: &GeneratorConfig, run_dir: &Path, sinks: &mut Sinks,
     };
     // A refiner's conditioning: the coarse autoencoder's latents of the same images (both
     // orientations), upsampled to the DiT's latent side when a batch is built.
-    let condition = if cfg.data.condition.as_os_str().is_empty() {
-        None
-    } else {
-        let (cae, cm) = load_autoencoder(&cfg.data.condition).with_context(|| format!("config key `data.condition` ({})", cfg.data.condition.display()))?;
-        if cm.ae.image_size != cache.size() as usize {
-            bail!("config key `data.condition`: {} takes {} px images but the cache holds {} px", cfg.data.condition.display(), cm.ae.image_size, cache.size());
+    let condition = match &cond_src {
+        None => None,
+        Some(src) => {
+            let (cae, cm) = load_autoencoder(src).with_context(|| format!("config key `data.condition` ({})", src.display()))?;
+            if cm.ae.image_size != cache.size() as usize {
+                bail!("config key `data.condition`: {} takes {} px images but the cache holds {} px", src.display(), cm.ae.image_size, cache.size());
+            }
+            let side = cm.ae.latent_size();
+            if side == 0 || dit.image_size % side != 0 || side > dit.image_size {
+                bail!("config key `data.condition`: its latent side {side} must divide the refined latent side {}", dit.image_size);
+            }
+            let kept = run_dir.join(CONDITION_FILE);
+            if std::fs::canonicalize(src).ok() != std::fs::canonicalize(&kept).ok() {
+                let bytes = std::fs::read(src).with_context(|| format!("cannot read {}", src.display()))?;
+                tinycats_data::hashing::write_atomic(&kept, &bytes)?;
+            }
+            let z = [crate::autoencoder::encode(&cae, &cm, &cache, &idx, false)?, crate::autoencoder::encode(&cae, &cm, &cache, &idx, true)?];
+            Some((z, cm))
         }
-        let side = cm.ae.latent_size();
-        if side == 0 || dit.image_size % side != 0 || side > dit.image_size {
-            bail!("config key `data.condition`: its latent side {side} must divide the refined latent side {}", dit.image_size);
-        }
-        let z = [crate::autoencoder::encode(&cae, &cm, &cache, &idx, false)?, crate::autoencoder::encode(&cae, &cm, &cache, &idx, true)?];
-        Some((z, cm))
     };
     tinycats_data::hashing::write_atomic(&run_dir.join("config.toml"), toml::to_string(cfg)?.as_bytes())?;
     let cfg_json = serde_json::to_value(cfg)?;

@@ -372,6 +372,19 @@ fn refiner_learns_a_sharp_latent_from_the_coarse_one() {
     assert!(e.contains("conditioned on another latent space"), "{e}");
     let e = generator::Refiner::load(&first.ema_weights, &fmeta, 0.0, SampleOptions::new(4, 2.0, Solver::Euler)).err().expect("unconditioned refiner from noise accepted").to_string();
     assert!(e.contains("above 0"), "{e}");
+    // A resumed refiner keeps the conditioning autoencoder it started with (its copy in the run
+    // folder), even when the configured file was replaced since.
+    let moving = t.path().join("coarse-moving.safetensors");
+    std::fs::copy(&coarse.weights, &moving).unwrap();
+    let cond_moving = format!("data.condition=\"{}\"", moving.display());
+    let rcfg = GeneratorConfig::load("", "t", &sets(&fine.weights, &["train.steps=4", &cond_moving, "predictions.enabled=false"])).unwrap();
+    let rrun = t.path().join("refiner-resumed");
+    generator::train_generator(&rcfg, &rrun, &mut Sinks::default(), &GenOptions { resume: false, stop_after_steps: Some(2), init_from: None }).unwrap();
+    assert!(rrun.join(generator::CONDITION_FILE).is_file(), "the run keeps its conditioning autoencoder");
+    let other = ae::train_autoencoder(&ae_cfg(&cache_dir, &["train.steps=3", "model.levels=2", "train.seed=99"]), &t.path().join("coarse-other"), &mut Sinks::default()).unwrap();
+    std::fs::copy(&other.weights, &moving).unwrap();
+    let rr = generator::train_generator(&rcfg, &rrun, &mut Sinks::default(), &GenOptions { resume: true, stop_after_steps: None, init_from: None }).unwrap();
+    assert!(rr.meta.condition.as_ref().is_some_and(|c| c.same_latents(&coarse.meta)), "the resumed refiner switched conditioning: {:?}", rr.meta.condition);
     // `data.condition` needs `data.autoencoder`.
     let e = GeneratorConfig::load("", "t", &[cond.clone()]).unwrap_err().to_string();
     assert!(e.contains("data.condition") && e.contains("data.autoencoder"), "{e}");
