@@ -212,7 +212,8 @@ pub fn eval_ae(a: EvalAeArgs) -> Result<ExitCode> {
     let (l1, psnr) = (rec.l1, rec.psnr_db);
     let agreement = pred.as_ref().map(|pred| reconstruction_agreement(pred, &cache, &idx, &rec.images)).transpose()?;
     if a.json {
-        println!("{}", serde_json::json!({"images": idx.len(), "l1": l1, "psnr_db": psnr, "grid": a.out, "agreement": agreement}));
+        let refiner = refiner.as_ref().map(|r| serde_json::json!({"model": r.path, "step": r.meta.step, "from": r.from, "steps": r.opts.steps, "cfg": r.opts.cfg}));
+        println!("{}", serde_json::json!({"images": idx.len(), "l1": l1, "psnr_db": psnr, "grid": a.out, "agreement": agreement, "refiner": refiner}));
     } else {
         println!("{} test-split cats: L1 {l1:.4}, PSNR {psnr:.2} dB (pixels in [0, 1]); grid {}", idx.len(), a.out.display());
         if let Some(g) = &agreement {
@@ -535,6 +536,9 @@ pub fn eval_gen(a: EvalGenArgs) -> Result<ExitCode> {
         println!("{}", serde_json::to_string(&r)?);
     } else {
         println!("{} generated vs {} real: FID-like {:.2} (real-vs-real floor {:.2}); breed agreement {:.1}%", r.generated, r.real, r.fid_like, r.fid_like_real_halves, 100.0 * r.agreement);
+        if let Some(rf) = &r.refiner {
+            println!("second stage: refiner {} (step {}), from t = {}, {} steps, CFG {}", rf.model.display(), rf.step, rf.from, rf.steps, rf.cfg);
+        }
         match r.real_agreement {
             Some(v) => println!("ceiling: the classifier on {} real test photos at {} px: {:.1}%", r.real_test, meta.image_size(), 100.0 * v),
             None => println!("ceiling: not measured ({} has no test split)", data.display()),
@@ -581,6 +585,15 @@ pub fn ship(run: &std::path::Path, out: &std::path::Path, run_meta: &serde_json:
     let result: serde_json::Value = serde_json::from_slice(&std::fs::read(run.join("result.json")).with_context(|| format!("{}: no result.json (did the run finish?)", run.display()))?)?;
     let cfg_text = std::fs::read_to_string(run.join("config.toml")).with_context(|| format!("{}: no config.toml", run.display()))?;
     let (_, meta) = generator::load_generator(&run.join("ema.safetensors"))?;
+    // Checked before anything is written: the card quotes this evaluation.
+    let report_path = run.join("eval/report.json");
+    let report: Option<serde_json::Value> = match std::fs::read(&report_path) {
+        Ok(b) => Some(serde_json::from_slice(&b).with_context(|| format!("{} is not valid JSON", report_path.display()))?),
+        Err(_) => None,
+    };
+    if report.as_ref().is_some_and(|e| !e["refiner"].is_null()) {
+        bail!("{}: this evaluation ran through a refiner (--refine-model), which ship does not carry; evaluate the generator alone for its card", report_path.display());
+    }
     let commit = run_meta["git_commit"].as_str().unwrap_or("unknown");
     let run_id = run.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
     let version = format!("{}-{}-step{}", env!("CARGO_PKG_VERSION"), commit.get(..7).unwrap_or(commit), meta.step);
@@ -650,8 +663,7 @@ pub fn ship(run: &std::path::Path, out: &std::path::Path, run_meta: &serde_json:
         result["train_seconds"].as_f64().unwrap_or(0.0),
         s = meta.image_size(),
     );
-    if let Ok(b) = std::fs::read(run.join("eval/report.json")) {
-        let e: serde_json::Value = serde_json::from_slice(&b)?;
+    if let Some(e) = report {
         let agree = e["agreement"].as_f64().unwrap_or(0.0);
         if agree < 0.6 {
             card.insert_str(card.find('\n').map(|i| i + 1).unwrap_or(0), &format!("\n**Status: below the quality bar** — breed agreement {:.1}% (goal ≥ 60%); the samples are not recognisable cats yet. Train longer (`--resume`) before relying on it.\n", 100.0 * agree));

@@ -316,8 +316,17 @@ fn generator_train_generate_export_end_to_end() {
     assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("int8-dynamic"), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(!never.exists());
 
-    // `ship` records the training cache in model.json, which eval-gen's --data default reads.
+    // An evaluation made through a refiner does not describe the shipped generator: ship refuses
+    // it before writing anything.
     let shipped_run = t.path().join("shipped-run");
+    std::fs::create_dir_all(run.join("eval")).unwrap();
+    std::fs::write(run.join("eval/report.json"), r#"{"agreement": 0.5, "refiner": {"model": "r/ema.safetensors", "step": 10, "from": 0.0, "steps": 10, "cfg": 3.0}}"#).unwrap();
+    let o = tc(&["ship", "--run", &s(&run), "--out", &s(&shipped_run)]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("refine-model") && err.contains("report.json"), "{err}");
+    assert!(!shipped_run.exists(), "a refused ship wrote {}", shipped_run.display());
+    std::fs::remove_dir_all(run.join("eval")).unwrap();
+    // `ship` records the training cache in model.json, which eval-gen's --data default reads.
     let o = tc(&["ship", "--run", &s(&run), "--out", &s(&shipped_run)]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(shipped_run.join("model.json")).unwrap()).unwrap();

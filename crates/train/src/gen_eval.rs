@@ -58,6 +58,20 @@ pub struct GenEval {
     pub eta: f32,
     pub seconds_generate: f64,
     pub seconds_features: f64,
+    /// The second stage the images went through, if any (a cascade; see `generator::Refiner`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refiner: Option<RefinerUsed>,
+}
+
+/// Which refiner redrew the evaluated images, and how.
+#[derive(Debug, Clone, Serialize)]
+pub struct RefinerUsed {
+    pub model: std::path::PathBuf,
+    /// Its training step.
+    pub step: usize,
+    pub from: f32,
+    pub steps: usize,
+    pub cfg: f64,
 }
 
 /// Mean and covariance (unbiased) of row vectors.
@@ -238,6 +252,7 @@ pub fn evaluate(
         eta: opts.eta,
         seconds_generate,
         seconds_features,
+        refiner: refiner.map(|r| RefinerUsed { model: r.path.clone(), step: r.meta.step, from: r.from, steps: r.opts.steps, cfg: r.opts.cfg }),
     })
 }
 

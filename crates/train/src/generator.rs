@@ -311,6 +311,8 @@ impl Painter {
 /// also redraw from time `from` (SDEdit): image → its encoder → noised to `from` → its DiT over
 /// [from, 1] → its decoder. The first model decides the layout; the refiner, the detail.
 pub struct Refiner {
+    /// The weights file it was loaded from.
+    pub path: PathBuf,
     pub model: Dit<Cpu>,
     pub meta: GeneratorMeta,
     ae: Autoencoder<Cpu>,
@@ -349,7 +351,7 @@ impl Refiner {
         let Some((ae, ae_meta)) = latent_autoencoder(path, &meta)? else {
             bail!("refiner {}: a pixel generator cannot refine (it needs an autoencoder)", path.display());
         };
-        Ok(Refiner { model, meta, ae, ae_meta, from, opts })
+        Ok(Refiner { path: path.to_path_buf(), model, meta, ae, ae_meta, from, opts })
     }
 
     /// Refines what the first generator sampled for `breeds`: `latent` (its raw output) and
