@@ -185,6 +185,11 @@ impl RefineArgs {
     fn load(&self, first: &generator::GeneratorMeta) -> Result<Option<generator::Refiner>> {
         self.refine_model.as_deref().map(|p| generator::Refiner::load(p, first, self.refine_from, self.options()?)).transpose()
     }
+
+    /// The refiner for latents of the autoencoder `coarse`, if one was named.
+    fn load_for(&self, coarse: &tinycats_train::autoencoder::AeMeta) -> Result<Option<generator::Refiner>> {
+        self.refine_model.as_deref().map(|p| generator::Refiner::load_for(p, Some(coarse), self.refine_from, self.options()?)).transpose()
+    }
 }
 
 /// `eval-ae`: how much of held-out photos an autoencoder keeps (L1, PSNR, a picture).
@@ -196,7 +201,7 @@ pub fn eval_ae(a: EvalAeArgs) -> Result<ExitCode> {
     }
     // Loaded before anything is written, so a wrong folder fails at once.
     let pred = a.classifier.as_deref().map(|dir| tinycats_train::predictor::Predictor::load(dir, &tinycats_train::predictor::default_backbone())).transpose()?;
-    let refiner = a.refine.refine_model.as_deref().map(|p| Ok::<_, anyhow::Error>(generator::Refiner::load_for(p, Some(&meta), a.refine.refine_from, a.refine.options()?)?)).transpose()?;
+    let refiner = a.refine.load_for(&meta)?;
     let idx = tinycats_train::autoencoder::held_out(&cache, &["other".to_string()]);
     if let Some(p) = a.out.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(p).with_context(|| format!("cannot create {}", p.display()))?;
@@ -207,12 +212,12 @@ pub fn eval_ae(a: EvalAeArgs) -> Result<ExitCode> {
         let side = cache.size() as usize;
         let show: Vec<Vec<u8>> = idx.iter().take(8).map(|&i| cache.image(i).to_vec()).chain(rec.images.iter().take(8).cloned()).collect();
         generator::grid_png(&show, side, show.len() / 2, &a.out)?;
-        eprintln!("refined with {} (from t = {}, {} steps, CFG {}); the grid shows photos over refinements", a.refine.refine_model.as_deref().unwrap_or(std::path::Path::new("")).display(), a.refine.refine_from, a.refine.refine_steps, a.refine.refine_cfg);
+        eprintln!("refined with {} (from t = {}, {} steps, CFG {}); the grid shows photos over refinements", r.path.display(), r.from, r.opts.steps, r.opts.cfg);
     }
     let (l1, psnr) = (rec.l1, rec.psnr_db);
     let agreement = pred.as_ref().map(|pred| reconstruction_agreement(pred, &cache, &idx, &rec.images)).transpose()?;
     if a.json {
-        let refiner = refiner.as_ref().map(|r| serde_json::json!({"model": r.path, "step": r.meta.step, "from": r.from, "steps": r.opts.steps, "cfg": r.opts.cfg}));
+        let refiner = refiner.as_ref().map(tinycats_train::gen_eval::RefinerUsed::of);
         println!("{}", serde_json::json!({"images": idx.len(), "l1": l1, "psnr_db": psnr, "grid": a.out, "agreement": agreement, "refiner": refiner}));
     } else {
         println!("{} test-split cats: L1 {l1:.4}, PSNR {psnr:.2} dB (pixels in [0, 1]); grid {}", idx.len(), a.out.display());
@@ -235,9 +240,8 @@ fn refine_photos(r: &generator::Refiner, ae: &tinycats_models::autoencoder::Auto
         let breeds = chunk.iter().map(|&i| breed_index(&r.meta.classes, &cache.index.classes[cache.index.entries[i].label])).collect::<Result<Vec<_>>>()?;
         let z = tinycats_train::autoencoder::encode(ae, meta, cache, chunk, false)?;
         let z = burn::tensor::Tensor::<Cpu, 4>::from_data(burn::tensor::TensorData::new(z, [chunk.len(), c, l, l]), &Default::default());
-        let painted = tinycats_train::autoencoder::decode(&ae.decoder, meta, z.clone());
         let seeds: Vec<u64> = chunk.iter().map(|&i| i as u64).collect();
-        out.extend(generator::to_rgb8(r.refine(z, painted, &breeds, &seeds))?);
+        out.extend(generator::to_rgb8(r.refine(z, &|z| tinycats_train::autoencoder::decode(&ae.decoder, meta, z), &breeds, &seeds))?);
     }
     Ok(out)
 }
@@ -416,12 +420,7 @@ pub fn generate(a: GenerateArgs) -> Result<ExitCode> {
     for chunk in seeds.chunks(64) {
         let breeds = vec![breed; chunk.len()];
         let x = generator::sample::<Cpu>(&model, &meta, &breeds, chunk, &opts, &mut |_, _| {});
-        let painted = painter.paint(x.clone());
-        let painted = match &refiner {
-            Some(r) => r.refine(x, painted, &breeds, chunk),
-            None => painted,
-        };
-        images.extend(generator::to_rgb8(painted)?);
+        images.extend(generator::to_rgb8(painter.paint_refined(refiner.as_ref(), x, &breeds, chunk))?);
     }
     let side = refiner.as_ref().map_or(meta.image_size(), |r| r.meta.image_size());
     let is_file = a.out.extension().is_some_and(|e| e.eq_ignore_ascii_case("png"));

@@ -74,6 +74,12 @@ pub struct RefinerUsed {
     pub cfg: f64,
 }
 
+impl RefinerUsed {
+    pub fn of(r: &generator::Refiner) -> Self {
+        RefinerUsed { model: r.path.clone(), step: r.meta.step, from: r.from, steps: r.opts.steps, cfg: r.opts.cfg }
+    }
+}
+
 /// Mean and covariance (unbiased) of row vectors.
 pub fn gaussian(rows: &[Vec<f32>]) -> (DVector<f64>, DMatrix<f64>) {
     let d = rows[0].len();
@@ -175,12 +181,7 @@ pub fn evaluate(
         for chunk in (0..per as u64).collect::<Vec<_>>().chunks(50) {
             let seeds: Vec<u64> = chunk.iter().map(|s| seed + (b as u64) * 1_000_000 + s).collect();
             let x = generator::sample_guided_by::<Cpu>(model, guide.map(|(g, m)| (g, m.target.as_str())), meta, &vec![b; seeds.len()], &seeds, opts, &mut |_, _| {});
-            let painted = painter.paint(x.clone());
-            let x = match refiner {
-                Some(r) => r.refine(x, painted, &vec![b; seeds.len()], &seeds),
-                None => painted,
-            };
-            imgs.extend(generator::to_rgb8(x)?);
+            imgs.extend(generator::to_rgb8(painter.paint_refined(refiner, x, &vec![b; seeds.len()], &seeds))?);
             progress("generate", b * per + imgs.len(), k * per);
         }
         if let Some(dir) = grid_dir {
@@ -252,7 +253,7 @@ pub fn evaluate(
         eta: opts.eta,
         seconds_generate,
         seconds_features,
-        refiner: refiner.map(|r| RefinerUsed { model: r.path.clone(), step: r.meta.step, from: r.from, steps: r.opts.steps, cfg: r.opts.cfg }),
+        refiner: refiner.map(RefinerUsed::of),
     })
 }
 

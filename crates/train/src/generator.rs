@@ -303,6 +303,15 @@ impl Painter {
             None => x,
         }
     }
+
+    /// Paints what a generator sampled for `breeds`/`seeds`, or, with a `refiner`, lets the
+    /// refiner redraw it (which paints through its own decoder).
+    pub fn paint_refined(&self, refiner: Option<&Refiner>, x: Tensor<Cpu, 4>, breeds: &[usize], seeds: &[u64]) -> Tensor<Cpu, 4> {
+        match refiner {
+            Some(r) => r.refine(x, &|z| self.paint(z), breeds, seeds),
+            None => self.paint(x),
+        }
+    }
 }
 
 /// The second stage of a cascade: a latent generator in a sharper latent space that redraws a
@@ -354,14 +363,15 @@ impl Refiner {
         Ok(Refiner { path: path.to_path_buf(), model, meta, ae, ae_meta, from, opts })
     }
 
-    /// Refines what the first generator sampled for `breeds`: `latent` (its raw output) and
-    /// `images` (that output painted, in [-1, 1]). Returns images in [-1, 1].
-    pub fn refine(&self, latent: Tensor<Cpu, 4>, images: Tensor<Cpu, 4>, breeds: &[usize], seeds: &[u64]) -> Tensor<Cpu, 4> {
+    /// Refines `latent`, what the first generator sampled for `breeds`; `paint` turns it into
+    /// the first stage's image in [-1, 1], needed only when starting above t = 0. Returns images
+    /// in [-1, 1].
+    pub fn refine(&self, latent: Tensor<Cpu, 4>, paint: &dyn Fn(Tensor<Cpu, 4>) -> Tensor<Cpu, 4>, breeds: &[usize], seeds: &[u64]) -> Tensor<Cpu, 4> {
+        let start = (self.from > 0.0).then(|| (crate::autoencoder::encode_images(&self.ae.encoder, &self.ae_meta, paint(latent.clone())), self.from));
         let cond = self.meta.condition.as_ref().map(|_| {
             let f = self.meta.dit.image_size / latent.dims()[2];
             upsample_nearest(latent, f)
         });
-        let start = (self.from > 0.0).then(|| (crate::autoencoder::encode_images(&self.ae.encoder, &self.ae_meta, images), self.from));
         // Its own noise streams, not the first model's.
         let seeds: Vec<u64> = seeds.iter().map(|s| s ^ 0x5EED_0000_0000).collect();
         let z = sample_from(&self.model, None, &self.meta, breeds, &seeds, &self.opts, cond, start, &mut |_, _| {});
@@ -492,6 +502,19 @@ pub fn flow_loss_with_tokens<B: Backend>(model: &Dit<B>, x1: Tensor<B, 4>, cond:
     let (out, tokens) = model.forward_with_tokens(input, t.clone(), y, at);
     let v_hat = velocity(out, x_t, t, target);
     ((v_hat - v.clone()).powi_scalar(2).mean(), v, tokens)
+}
+
+/// Training image `row`'s coarse latent (mirrored or not) among a refiner's pre-encoded pair.
+fn coarse_row<'a>(z: &'a [Vec<f32>; 2], cm: &AeMeta, flip: bool, row: usize) -> &'a [f32] {
+    let per = cm.ae.latent_channels * cm.ae.latent_size() * cm.ae.latent_size();
+    &z[flip as usize][row * per..][..per]
+}
+
+/// Coarse latents laid out `[N, C, s, s]` → a refiner's conditioning at the refined side.
+fn coarse_condition<B: Backend>(rows: Vec<f32>, cm: &AeMeta, side: usize, dev: &B::Device) -> Tensor<B, 4> {
+    let (c, s) = (cm.ae.latent_channels, cm.ae.latent_size());
+    let n = rows.len() / (c * s * s);
+    upsample_nearest(Tensor::from_data(TensorData::new(rows, [n, c, s, s]), dev), side / s)
 }
 
 /// Nearest-neighbour upsampling by an integer factor: a coarse latent laid over a finer grid.
@@ -826,10 +849,14 @@ pub fn train_generator(cfg: &GeneratorConfig, run_dir: &Path, sinks: &mut Sinks,
     let (idx, classes, map) = training_set(cfg, &cache)?;
     let mut dit = cfg.dit(classes.len()).map_err(|e| anyhow!("{e}"))?;
     // A refiner's conditioning autoencoder; like the autoencoder, a resumed run keeps its own copy.
-    let cond_src = (!cfg.data.condition.as_os_str().is_empty()).then(|| {
+    let cond_ae = if cfg.data.condition.as_os_str().is_empty() {
+        None
+    } else {
         let kept = run_dir.join(CONDITION_FILE);
-        if opts.resume && kept.is_file() { kept } else { cfg.data.condition.clone() }
-    });
+        let src = if opts.resume && kept.is_file() { kept } else { cfg.data.condition.clone() };
+        let (cae, cm) = load_autoencoder(&src).with_context(|| format!("config key `data.condition` ({})", src.display()))?;
+        Some((cae, cm, src))
+    };
     // Latent space: the DiT takes the autoencoder's latent shape, and every training image is
     // encoded once, in both orientations (a mirrored image's latent is not the mirrored latent).
     let latent = if cfg.data.autoencoder.as_os_str().is_empty() {
@@ -848,8 +875,8 @@ pub fn train_generator(cfg: &GeneratorConfig, run_dir: &Path, sinks: &mut Sinks,
         }
         dit.image_size = am.ae.latent_size();
         dit.channels = am.ae.latent_channels;
-        if let Some(src) = &cond_src {
-            dit.cond_channels = crate::autoencoder::read_autoencoder_meta(src).with_context(|| format!("config key `data.condition` ({})", src.display()))?.ae.latent_channels;
+        if let Some((_, cm, _)) = &cond_ae {
+            dit.cond_channels = cm.ae.latent_channels;
         }
         dit.check().map_err(|e| anyhow!("model.patch with the latent {0}×{0}×{1}: {e}", dit.image_size, dit.channels))?;
         Some((ae, am, src))
@@ -878,10 +905,9 @@ pub fn train_generator(cfg: &GeneratorConfig, run_dir: &Path, sinks: &mut Sinks,
     };
     // A refiner's conditioning: the coarse autoencoder's latents of the same images (both
     // orientations), upsampled to the DiT's latent side when a batch is built.
-    let condition = match &cond_src {
+    let condition = match cond_ae {
         None => None,
-        Some(src) => {
-            let (cae, cm) = load_autoencoder(src).with_context(|| format!("config key `data.condition` ({})", src.display()))?;
+        Some((cae, cm, src)) => {
             if cm.ae.image_size != cache.size() as usize {
                 bail!("config key `data.condition`: {} takes {} px images but the cache holds {} px", src.display(), cm.ae.image_size, cache.size());
             }
@@ -890,8 +916,8 @@ pub fn train_generator(cfg: &GeneratorConfig, run_dir: &Path, sinks: &mut Sinks,
                 bail!("config key `data.condition`: its latent side {side} must divide the refined latent side {}", dit.image_size);
             }
             let kept = run_dir.join(CONDITION_FILE);
-            if std::fs::canonicalize(src).ok() != std::fs::canonicalize(&kept).ok() {
-                let bytes = std::fs::read(src).with_context(|| format!("cannot read {}", src.display()))?;
+            if std::fs::canonicalize(&src).ok() != std::fs::canonicalize(&kept).ok() {
+                let bytes = std::fs::read(&src).with_context(|| format!("cannot read {}", src.display()))?;
                 tinycats_data::hashing::write_atomic(&kept, &bytes)?;
             }
             let z = [crate::autoencoder::encode(&cae, &cm, &cache, &idx, false)?, crate::autoencoder::encode(&cae, &cm, &cache, &idx, true)?];
@@ -978,9 +1004,8 @@ pub fn train_generator(cfg: &GeneratorConfig, run_dir: &Path, sinks: &mut Sinks,
             // REPA targets before the pixels move into the tensor (flip detection reads them).
             let repa_targets = targets.as_ref().map(|tg| tg.batch(&cache, &b.indices, &b.images)).transpose()?;
             let shape = [labels.len(), dit.channels, dit.image_size, dit.image_size];
-            let mut cond = None;
-            let x1 = match &latents {
-                None => Tensor::<CpuTrain, 4>::from_data(TensorData::new(b.images, shape), &dev) * 2.0 - 1.0,
+            let (x1, cond) = match &latents {
+                None => (Tensor::<CpuTrain, 4>::from_data(TensorData::new(b.images, shape), &dev) * 2.0 - 1.0, None),
                 Some((z, row)) => {
                     // Its own stream, so the noise, t and label draws match a pixel run's.
                     let mut rng = ChaCha8Rng::seed_from_u64(cfg.train.seed ^ 0x5EED_F11D ^ (micro as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
@@ -990,18 +1015,14 @@ pub fn train_generator(cfg: &GeneratorConfig, run_dir: &Path, sinks: &mut Sinks,
                         let flip = cfg.objective.hflip && rng.gen_bool(0.5);
                         x.extend_from_slice(&z[flip as usize][row[i] * per_image..][..per_image]);
                         if let Some((cz, cm)) = &condition {
-                            let per_c = cm.ae.latent_channels * cm.ae.latent_size() * cm.ae.latent_size();
-                            c.extend_from_slice(&cz[flip as usize][row[i] * per_c..][..per_c]);
+                            c.extend_from_slice(coarse_row(cz, cm, flip, row[i]));
                         }
                     }
-                    cond = condition.as_ref().map(|(_, cm)| {
-                        let (cc, cs) = (cm.ae.latent_channels, cm.ae.latent_size());
-                        upsample_nearest(Tensor::<CpuTrain, 4>::from_data(TensorData::new(std::mem::take(&mut c), [labels.len(), cc, cs, cs]), &dev), dit.image_size / cs)
-                    });
-                    Tensor::<CpuTrain, 4>::from_data(TensorData::new(x, shape), &dev)
+                    let cond = condition.as_ref().map(|(_, cm)| coarse_condition::<CpuTrain>(c, cm, dit.image_size, &dev));
+                    (Tensor::<CpuTrain, 4>::from_data(TensorData::new(x, shape), &dev), cond)
                 }
             };
-            let (loss, _, tokens) = flow_loss_with_tokens(&model, x1, cond.take(), &draws, &cfg.objective.target, if repa_on { cfg.repa.block } else { 0 });
+            let (loss, _, tokens) = flow_loss_with_tokens(&model, x1, cond, &draws, &cfg.objective.target, if repa_on { cfg.repa.block } else { 0 });
             let lv: f32 = loss.clone().into_scalar().elem();
             if !lv.is_finite() {
                 bail!("training diverged at step {step}: loss is {lv} (lower optim.lr or raise train.grad_clip)");
@@ -1076,16 +1097,9 @@ pub fn train_generator(cfg: &GeneratorConfig, run_dir: &Path, sinks: &mut Sinks,
             let t_sample = Instant::now();
             // A refiner's previews refine the coarse latent of each breed's first training image.
             let pcond = condition.as_ref().map(|(cz, cm)| {
-                let (cc, cs) = (cm.ae.latent_channels, cm.ae.latent_size());
-                let per_c = cc * cs * cs;
-                let c: Vec<f32> = breeds
-                    .iter()
-                    .flat_map(|&b| match preview_rows.get(b).copied().flatten() {
-                        Some(k) => cz[0][k * per_c..][..per_c].to_vec(),
-                        None => vec![0.0; per_c],
-                    })
-                    .collect();
-                upsample_nearest(Tensor::<Cpu, 4>::from_data(TensorData::new(c, [breeds.len(), cc, cs, cs]), &dev), dit.image_size / cs)
+                let empty = vec![0.0; cm.ae.latent_channels * cm.ae.latent_size() * cm.ae.latent_size()];
+                let c: Vec<f32> = breeds.iter().flat_map(|&b| preview_rows[b].map_or(&empty[..], |k| coarse_row(cz, cm, false, k)).to_vec()).collect();
+                coarse_condition::<Cpu>(c, cm, dit.image_size, &dev)
             });
             let opts = SampleOptions::new(cfg.predictions.sample_steps, cfg.predictions.cfg, Solver::Euler);
             let x = painter.paint(sample_from(&ema, None, &m, &breeds, &seeds, &opts, pcond, None, &mut |_, _| {}));

@@ -30,6 +30,27 @@ fn two_breeds() -> String {
     format!("data.exclude=[{}]", ex.join(","))
 }
 
+/// Overrides for a tiny latent generator (patch 2) on `cache`'s Bengals and Sphynxes, in the
+/// latent space of the autoencoder `ae`, then `extra`.
+fn latent_gen_sets(cache: &Path, ae: &Path, extra: &[&str]) -> Vec<String> {
+    let mut o = vec![
+        two_breeds(),
+        format!("data.cache=\"{}\"", cache.display()),
+        "data.splits=[\"train\"]".into(),
+        format!("data.autoencoder=\"{}\"", ae.display()),
+        "model.preset=tiny".into(),
+        "model.patch=2".into(),
+        "schedule.warmup_epochs=0".into(),
+        "schedule.kind=constant".into(),
+        "optim.lr=0.002".into(),
+        "train.batch_size=6".into(),
+        "train.log_every=1".into(),
+        "train.checkpoint_every=1000".into(),
+    ];
+    o.extend(extra.iter().map(|s| s.to_string()));
+    o
+}
+
 fn ae_cfg(cache: &Path, extra: &[&str]) -> AeTrainConfig {
     let mut o = vec![two_breeds(), format!("data.cache=\"{}\"", cache.display()), "data.splits=[\"train\"]".into(), "model.width=8".into(), "model.levels=1".into(), "train.batch_size=6".into(), "train.crop=0".into(), "train.warmup_steps=10".into(), "train.log_every=10".into(), "train.lr=0.005".into()];
     o.extend(extra.iter().map(|s| s.to_string()));
@@ -109,25 +130,7 @@ fn latent_generator_trains_on_latents_and_paints_pixels() {
     let cache_dir = tiny_cache(t.path());
     let a = ae::train_autoencoder(&ae_cfg(&cache_dir, &["train.steps=60"]), &t.path().join("ae"), &mut Sinks::default()).unwrap();
     let other_ae = ae::train_autoencoder(&ae_cfg(&cache_dir, &["train.steps=5", "train.seed=99"]), &t.path().join("ae-other"), &mut Sinks::default()).unwrap();
-    let sets = |extra: &[&str]| -> Vec<String> {
-        let mut o = vec![
-            two_breeds(),
-            format!("data.cache=\"{}\"", cache_dir.display()),
-            "data.splits=[\"train\"]".into(),
-            format!("data.autoencoder=\"{}\"", a.weights.display()),
-            "model.preset=tiny".into(),
-            "model.patch=2".into(),
-            "schedule.warmup_epochs=0".into(),
-            "schedule.kind=constant".into(),
-            "optim.lr=0.002".into(),
-            "train.batch_size=6".into(),
-            "train.log_every=1".into(),
-            "train.checkpoint_every=1000".into(),
-            "predictions.every=40".into(),
-        ];
-        o.extend(extra.iter().map(|s| s.to_string()));
-        o
-    };
+    let sets = |extra: &[&str]| latent_gen_sets(&cache_dir, &a.weights, &[&["predictions.every=40"], extra].concat());
     let cfg = GeneratorConfig::load("", "t", &sets(&["train.steps=40"])).unwrap();
     let run = t.path().join("gen");
     let r = generator::train_generator(&cfg, &run, &mut Sinks::default(), &GenOptions::default()).unwrap();
@@ -299,25 +302,7 @@ fn refiner_learns_a_sharp_latent_from_the_coarse_one() {
     // Fine: 16 px → 8×8×4; coarse: 16 px → 4×4×4.
     let fine = ae::train_autoencoder(&ae_cfg(&cache_dir, &["train.steps=30"]), &t.path().join("fine"), &mut Sinks::default()).unwrap();
     let coarse = ae::train_autoencoder(&ae_cfg(&cache_dir, &["train.steps=30", "model.levels=2"]), &t.path().join("coarse"), &mut Sinks::default()).unwrap();
-    let sets = |ae_file: &Path, extra: &[&str]| -> Vec<String> {
-        let mut o = vec![
-            two_breeds(),
-            format!("data.cache=\"{}\"", cache_dir.display()),
-            "data.splits=[\"train\"]".into(),
-            format!("data.autoencoder=\"{}\"", ae_file.display()),
-            "model.preset=tiny".into(),
-            "model.patch=2".into(),
-            "schedule.warmup_epochs=0".into(),
-            "schedule.kind=constant".into(),
-            "optim.lr=0.002".into(),
-            "train.batch_size=6".into(),
-            "train.log_every=1".into(),
-            "train.checkpoint_every=1000".into(),
-            "predictions.every=150".into(),
-        ];
-        o.extend(extra.iter().map(|s| s.to_string()));
-        o
-    };
+    let sets = |ae_file: &Path, extra: &[&str]| latent_gen_sets(&cache_dir, ae_file, &[&["predictions.every=150"], extra].concat());
     let cond = format!("data.condition=\"{}\"", coarse.weights.display());
     let cfg = GeneratorConfig::load("", "t", &sets(&fine.weights, &["train.steps=150", &cond])).unwrap();
     let run = t.path().join("refiner");
@@ -358,13 +343,13 @@ fn refiner_learns_a_sharp_latent_from_the_coarse_one() {
     let (fmodel, fmeta) = generator::load_generator(&first.ema_weights).unwrap();
     let refiner = generator::Refiner::load(&r.ema_weights, &fmeta, 0.0, SampleOptions::new(4, 2.0, Solver::Euler)).unwrap();
     let z = generator::sample::<Cpu>(&fmodel, &fmeta, &[0, 1], &[1, 2], &SampleOptions::new(3, 2.0, Solver::Euler), &mut |_, _| {});
-    let painted = Painter::for_generator(&first.ema_weights, &fmeta).unwrap().paint(z.clone());
-    let out = refiner.refine(z.clone(), painted.clone(), &[0, 1], &[1, 2]);
+    let painter = Painter::for_generator(&first.ema_weights, &fmeta).unwrap();
+    let out = painter.paint_refined(Some(&refiner), z.clone(), &[0, 1], &[1, 2]);
     assert_eq!(out.dims(), [2, 3, 16, 16]);
     let px: Vec<f32> = out.into_data().to_vec().unwrap();
     assert!(px.iter().all(|v| v.is_finite() && (-1.0..=1.0).contains(v)));
     // Another coarse latent, another refinement (same seeds).
-    let again: Vec<f32> = refiner.refine(z.clone() * 0.0, painted, &[0, 1], &[1, 2]).into_data().to_vec().unwrap();
+    let again: Vec<f32> = refiner.refine(z.clone() * 0.0, &|z| painter.paint(z), &[0, 1], &[1, 2]).into_data().to_vec().unwrap();
     assert_ne!(px, again, "the refinement ignores the coarse latent");
 
     // A refiner of another latent space, or an unconditioned one started from noise, is refused.
