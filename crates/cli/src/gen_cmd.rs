@@ -113,6 +113,9 @@ pub fn train_autoencoder(a: AutoencoderArgs) -> Result<ExitCode> {
         if let Some((_, p)) = r.perceptual_losses.last() {
             println!("last perceptual distance {p:.4}");
         }
+        if let Some(c) = r.adversarial_losses.last() {
+            println!("critic, last window: score gap decoded − photo {:.3}, hinge loss {:.3} (2 = cannot tell them apart), adversarial scale {:.4}", c.gap, c.hinge, c.scale);
+        }
         println!(
             "{} steps, last L1 {last:.4}, {:.1} img/s; held-out reconstruction: L1 {:.4}, PSNR {:.2} dB; decoder {:.2} M params, {:.3} GFLOP per image; weights {}",
             r.steps,

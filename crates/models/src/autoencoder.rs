@@ -197,3 +197,41 @@ impl<B: Backend> Autoencoder<B> {
         self.decoder.cfg
     }
 }
+
+/// A PatchGAN discriminator (Isola et al. 2017, as in VQGAN's and Stable Diffusion's
+/// autoencoders): it scores every ~34-px window of an image as photo-like (> 0) or decoded
+/// (< 0). It exists only to train a decoder: L1 makes a decoder paint the mean of what the
+/// latent leaves open (soft fur); this critic asks for texture that looks real instead. Never
+/// exported. Layout for `width` w: conv 4×4/2 3→w, LeakyReLU, conv 4×4/2 w→2w, GroupNorm,
+/// LeakyReLU, conv 4×4/1 2w→4w, GroupNorm, LeakyReLU, conv 4×4/1 4w→1.
+#[derive(Module, Debug)]
+pub struct PatchDiscriminator<B: Backend> {
+    pub convs: Vec<Conv2d<B>>,
+    pub norms: Vec<burn::nn::GroupNorm<B>>,
+    pub out: Conv2d<B>,
+}
+
+impl<B: Backend> PatchDiscriminator<B> {
+    pub fn new(channels: usize, width: usize, device: &B::Device) -> Self {
+        let conv4 = |i: usize, o: usize, s: usize| Conv2dConfig::new([i, o], [4, 4]).with_stride([s, s]).with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1)).init(device);
+        let groups = |c: usize| (1..=8).rev().find(|g| c % g == 0).unwrap_or(1);
+        PatchDiscriminator {
+            convs: vec![conv4(channels, width, 2), conv4(width, 2 * width, 2), conv4(2 * width, 4 * width, 1)],
+            norms: [2 * width, 4 * width].iter().map(|&c| burn::nn::GroupNormConfig::new(groups(c), c).init(device)).collect(),
+            out: conv4(4 * width, 1, 1),
+        }
+    }
+
+    /// Images in [-1, 1], NCHW → one logit per window, [N, 1, H', W'].
+    pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        let mut h = x;
+        for (i, conv) in self.convs.iter().enumerate() {
+            h = conv.forward(h);
+            if i > 0 {
+                h = self.norms[i - 1].forward(h);
+            }
+            h = burn::tensor::activation::leaky_relu(h, 0.2);
+        }
+        self.out.forward(h)
+    }
+}

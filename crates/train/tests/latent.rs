@@ -221,7 +221,7 @@ fn latent_generator_trains_on_latents_and_paints_pixels() {
 
 #[test]
 fn autoencoder_config_errors_name_the_key() {
-    for (set, key) in [("train.freeze_encoder=true", "train.init"), ("loss.perceptual=-1", "loss.perceptual"), ("train.crop=6", "train.crop"), ("model.levels=0", "model.levels"), ("loss.latent_noise=-1", "loss.latent_noise"), ("data.autoencoder=\"x\"", "data.autoencoder"), ("train.stepz=3", "stepz")] {
+    for (set, key) in [("train.freeze_encoder=true", "train.init"), ("loss.perceptual=-1", "loss.perceptual"), ("train.crop=6", "train.crop"), ("model.levels=0", "model.levels"), ("loss.latent_noise=-1", "loss.latent_noise"), ("data.autoencoder=\"x\"", "data.autoencoder"), ("train.stepz=3", "stepz"), ("loss.adversarial=-1", "loss.adversarial"), ("loss.disc_width=0", "loss.disc_width")] {
         let e = AeTrainConfig::load("", "t", &[set.to_string()]).unwrap_err().to_string();
         assert!(e.contains(key), "{set} → {e}");
     }
@@ -264,6 +264,43 @@ fn perceptual_distance_is_zero_for_equal_images_and_trains_the_decoder() {
     bad[3] = "loss.perceptual_weights=\"nowhere.safetensors\"".into();
     let e = format!("{:#}", ae::train_autoencoder(&ae_cfg(&cache_dir, &bad.iter().map(|s| s.as_str()).collect::<Vec<_>>()), &t.path().join("ae-q"), &mut Sinks::default()).unwrap_err());
     assert!(e.contains("loss.perceptual_weights"), "{e}");
+}
+
+#[test]
+fn an_adversarial_critic_learns_beside_the_decoder_and_only_its_term_changes_the_decoder() {
+    let _serial = serial();
+    let t = tempfile::tempdir().unwrap();
+    let cache_dir = tiny_cache(t.path());
+    let a = ae::train_autoencoder(&ae_cfg(&cache_dir, &["train.steps=5"]), &t.path().join("ae"), &mut Sinks::default()).unwrap();
+    let init = format!("train.init=\"{}\"", a.weights.display());
+    let run = |name: &str, extra: &[&str]| {
+        let mut sets = vec![init.as_str(), "train.freeze_encoder=true", "train.steps=40", "train.log_every=20"];
+        sets.extend(extra);
+        ae::train_autoencoder(&ae_cfg(&cache_dir, &sets), &t.path().join(name), &mut Sinks::default())
+    };
+    let plain = run("plain", &[]).unwrap();
+    assert!(plain.adversarial_losses.is_empty());
+    // The critic trains from step 0 but the decoder feels it only from `adversarial_start`: a
+    // start past the last step leaves the decoder exactly as without a critic.
+    let late = run("late", &["loss.adversarial=0.5", "loss.adversarial_start=1000"]).unwrap();
+    assert_eq!(late.meta.held_out_l1, plain.meta.held_out_l1, "a critic the decoder never hears changed the decoder");
+    let (w0, w1) = (late.adversarial_losses[0], late.adversarial_losses[1]);
+    let (gap0, hinge0, gap1, hinge1) = (w0.gap, w0.hinge, w1.gap, w1.hinge);
+    assert_eq!((w0.scale, w1.scale), (0.0, 0.0), "no adversarial scale before the start");
+    // At random initialisation the hinge loss is about 2 (no separation); the critic learns to
+    // score photos above these poor reconstructions.
+    assert!((hinge0 - 2.0).abs() < 0.5, "first window's hinge loss {hinge0}");
+    assert!(hinge1 < hinge0 && hinge1 < 1.5, "critic did not learn: hinge {hinge0} → {hinge1}");
+    assert!(gap1 < gap0 && gap1 < 0.0, "decoded windows should score below photos: gap {gap0} → {gap1}");
+    let gan = run("gan", &["loss.adversarial=0.5"]).unwrap();
+    assert_eq!(gan.adversarial_losses.len(), 2);
+    // The adaptive scale was measured (a finite, positive multiple of loss.adversarial).
+    assert!(gan.adversarial_losses.iter().all(|w| w.scale.is_finite() && w.scale > 0.0), "{:?}", gan.adversarial_losses);
+    assert_ne!(gan.meta.held_out_l1, plain.meta.held_out_l1, "the adversarial term did not reach the decoder");
+    assert!(gan.meta.same_latents(&a.meta), "a decoder-only run must keep the latents");
+    // The critic needs windows of 16 px or more; the error names the key and the limit.
+    let e = format!("{:#}", run("small", &["loss.adversarial=0.5", "train.crop=8"]).unwrap_err());
+    assert!(e.contains("loss.adversarial") && e.contains("16 px"), "{e}");
 }
 
 #[test]
