@@ -16,6 +16,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use burn::module::AutodiffModule;
 use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
 use burn::prelude::*;
+use burn::tensor::activation::relu;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
@@ -24,7 +25,6 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 use tinycats_data::cache::Cache;
 use tinycats_data::loader::{Augment, Loader, LoaderConfig};
-use burn::tensor::activation::relu;
 use tinycats_models::autoencoder::{AeConfig, Autoencoder, Decoder, Encoder, PatchDiscriminator};
 use tinycats_models::efficientnet::EfficientNetLite0;
 use tinycats_models::weights::TensorMap;
@@ -495,6 +495,7 @@ pub fn train_autoencoder(cfg: &AeTrainConfig, run_dir: &Path, sinks: &mut Sinks)
     let (mut losses, mut window, mut seen) = (Vec::new(), (0f64, 0usize), 0usize);
     let (mut perceptual_losses, mut p_window) = (Vec::new(), 0f64);
     let (mut adversarial_losses, mut a_window) = (Vec::new(), (0f64, 0f64, 0f64));
+    // 0 until `adversarial_start`, then re-measured every ADAPT_EVERY steps.
     let mut adv_scale = 0f64;
     let t0 = Instant::now();
     for step in 0..cfg.train.steps {
@@ -508,7 +509,8 @@ pub fn train_autoencoder(cfg: &AeTrainConfig, run_dir: &Path, sinks: &mut Sinks)
         let zs = z.dims();
         let noise: Vec<f32> = (0..zs.iter().product::<usize>()).map(|_| StandardNormal.sample(&mut rng)).collect();
         let zn = z.clone() + Tensor::<CpuTrain, 4>::from_data(TensorData::new(noise, zs), &dev) * cfg.loss.latent_noise;
-        if let Some(d) = critic.as_ref().filter(|_| step >= cfg.loss.adversarial_start && (step - cfg.loss.adversarial_start) % ADAPT_EVERY == 0) {
+        let heard = step >= cfg.loss.adversarial_start;
+        if let Some(d) = critic.as_ref().filter(|_| heard && (step - cfg.loss.adversarial_start) % ADAPT_EVERY == 0) {
             // VQGAN's adaptive weight: ‖∇_last L1‖ / ‖∇_last L_adv‖ at the decoder's last convolution.
             let last = |l: Tensor<CpuTrain, 1>| -> f64 {
                 let g = model.decoder.conv_out.weight.val().grad(&l.backward());
@@ -525,7 +527,7 @@ pub fn train_autoencoder(cfg: &AeTrainConfig, run_dir: &Path, sinks: &mut Sinks)
         if !cfg.train.freeze_encoder {
             loss = loss + z.powi_scalar(2).mean() * cfg.loss.latent_penalty;
         }
-        if let Some(d) = critic.as_ref().filter(|_| step >= cfg.loss.adversarial_start) {
+        if let Some(d) = critic.as_ref().filter(|_| heard) {
             // Hinge GAN, the decoder's side: raise the critic's score of its output.
             loss = loss - d.forward(y.clone()).mean() * adv_scale;
         }
@@ -546,8 +548,7 @@ pub fn train_autoencoder(cfg: &AeTrainConfig, run_dir: &Path, sinks: &mut Sinks)
             let gap: f32 = (fake.clone().mean() - real.clone().mean()).into_scalar().elem();
             let hinge = relu(-real + 1.0).mean() + relu(fake + 1.0).mean();
             let hv: f32 = hinge.clone().into_scalar().elem();
-            let scale = if step >= cfg.loss.adversarial_start { adv_scale } else { 0.0 };
-            a_window = (a_window.0 + gap as f64, a_window.1 + hv as f64, a_window.2 + scale);
+            a_window = (a_window.0 + gap as f64, a_window.1 + hv as f64, a_window.2 + adv_scale);
             let g = GradientsParams::from_grads(hinge.backward(), &d);
             critic = Some(critic_optim.step(lr, d, g));
         }
