@@ -209,7 +209,7 @@ pub fn eval_ae(a: EvalAeArgs) -> Result<ExitCode> {
     if let Some(p) = a.out.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(p).with_context(|| format!("cannot create {}", p.display()))?;
     }
-    let mut rec = tinycats_train::autoencoder::reconstruction_report(&ae, &cache, &idx, &a.out)?;
+    let mut rec = tinycats_train::autoencoder::reconstruction_report(&ae, &meta.classes, &cache, &idx, &a.out)?;
     if let Some(r) = &refiner {
         rec.images = refine_photos(r, &ae, &meta, &cache, &idx)?;
         let side = cache.size() as usize;
@@ -244,7 +244,8 @@ fn refine_photos(r: &generator::Refiner, ae: &tinycats_models::autoencoder::Auto
         let z = tinycats_train::autoencoder::encode(ae, meta, cache, chunk, false)?;
         let z = burn::tensor::Tensor::<Cpu, 4>::from_data(burn::tensor::TensorData::new(z, [chunk.len(), c, l, l]), &Default::default());
         let seeds: Vec<u64> = chunk.iter().map(|&i| i as u64).collect();
-        out.extend(generator::to_rgb8(r.refine(z, &|z| tinycats_train::autoencoder::decode(&ae.decoder, meta, z), &breeds, &seeds))?);
+        let coarse = tinycats_train::autoencoder::classes_of(cache, &meta.classes, chunk)?;
+        out.extend(generator::to_rgb8(r.refine(z, &|z| tinycats_train::autoencoder::decode(&ae.decoder, meta, z, &coarse), &breeds, &seeds))?);
     }
     Ok(out)
 }

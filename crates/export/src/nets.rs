@@ -307,7 +307,8 @@ pub fn decoder(d: &Decoder<Cpu>, mean: &[f32], std: &[f32], meta: &[(String, Str
     let (s, m) = (b.const_f32(&[1, c.latent_channels, 1, 1], std), b.const_f32(&[1, c.latent_channels, 1, 1], mean));
     let z = b.op("Mul", &["latent", &s]);
     let z = b.op("Add", &[&z, &m]);
-    let mut h = conv3(&mut b, &z, &d.conv_in, "decoder.conv_in")?;
+    let h = conv3(&mut b, &z, &d.conv_in, "decoder.conv_in")?;
+    let mut h = film(&mut b, d, 0, &h)?;
     let mut side = c.latent_size();
     for (i, l) in d.up.iter().enumerate().rev() {
         let name = format!("decoder.up.{i}");
@@ -325,6 +326,7 @@ pub fn decoder(d: &Decoder<Cpu>, mean: &[f32], std: &[f32], meta: &[(String, Str
         let a = b.op("Reshape", &[&a, &s4]);
         side *= 2;
         h = conv3(&mut b, &a, &l.conv, &format!("{name}.conv"))?;
+        h = film(&mut b, d, 1 + i, &h)?;
     }
     let a = silu(&mut b, &h);
     let y = conv3(&mut b, &a, &d.conv_out, "decoder.conv_out")?;
@@ -333,6 +335,30 @@ pub fn decoder(d: &Decoder<Cpu>, mean: &[f32], std: &[f32], meta: &[(String, Str
     b.name_last_output("image");
     let (l, sz) = (Some(c.latent_size()), Some(c.image_size));
     let weight_axis = b.weight_axis.clone();
-    let model = model(b, "tinycats_decoder", vec![value_info("latent", DataType::Float, &[None, Some(c.latent_channels), l, l])], vec![value_info("image", DataType::Float, &[None, Some(c.channels), sz, sz])], meta);
+    let mut inputs = vec![value_info("latent", DataType::Float, &[None, Some(c.latent_channels), l, l])];
+    if d.conditioned() {
+        inputs.push(value_info("breed", DataType::Int64, &[None]));
+    }
+    let model = model(b, "tinycats_decoder", inputs, vec![value_info("image", DataType::Float, &[None, Some(c.channels), sz, sz])], meta);
     Ok(Exported { model, weight_axis })
+}
+
+/// A breed-conditioned decoder's modulation `k` of `h`: h·(1 + γ[breed]) + β[breed], as
+/// `Decoder::modulate`, with the tables split (and 1 added to γ) at export time. Unconditioned
+/// decoders pass `h` through and have no `breed` input.
+fn film(b: &mut Builder, d: &Decoder<Cpu>, k: usize, h: &str) -> Result<String> {
+    let Some(table) = d.film.get(k) else { return Ok(h.to_string()) };
+    let [rows, two_c] = table.weight.dims();
+    let c = two_c / 2;
+    let w = vec_of(table.weight.val())?;
+    let gamma: Vec<f32> = (0..rows).flat_map(|r| w[r * two_c..r * two_c + c].iter().map(|g| 1.0 + g)).collect();
+    let beta: Vec<f32> = (0..rows).flat_map(|r| w[r * two_c + c..(r + 1) * two_c].to_vec()).collect();
+    let (gw, bw) = (b.weight(&format!("decoder.film.{k}.scale"), &[rows, c], &gamma, None), b.weight(&format!("decoder.film.{k}.shift"), &[rows, c], &beta, None));
+    let shape = b.const_i64(&[-1, c as i64, 1, 1]);
+    let g = b.node("Gather", &[&gw, "breed"], vec![("axis", Attr::Int(0))]);
+    let g = b.op("Reshape", &[&g, &shape]);
+    let be = b.node("Gather", &[&bw, "breed"], vec![("axis", Attr::Int(0))]);
+    let be = b.op("Reshape", &[&be, &shape]);
+    let h = b.op("Mul", &[h, &g]);
+    Ok(b.op("Add", &[&h, &be]))
 }

@@ -316,7 +316,7 @@ fn latent_decoder_matches_tract_and_onnxruntime() {
     use tinycats_models::autoencoder::{AeConfig, Autoencoder};
     let dev = Default::default();
     // A decoder wider than its encoder (`model.decoder_width`): the graph follows the weights.
-    let cfg = AeConfig { image_size: 16, channels: 3, latent_channels: 4, width: 8, levels: 2, decoder_width: 12 };
+    let cfg = AeConfig { image_size: 16, channels: 3, latent_channels: 4, width: 8, levels: 2, decoder_width: 12, classes: 0 };
     let ae = Autoencoder::<Cpu>::new(cfg, &dev);
     let (mean, std) = (vec![0.1f32, -0.2, 0.3, 0.0], vec![0.5f32, 1.5, 2.0, 0.8]);
     let z = Tensor::<Cpu, 4>::random([2, 4, 4, 4], burn::tensor::Distribution::Normal(0.0, 1.0), &dev);
@@ -335,4 +335,32 @@ fn latent_decoder_matches_tract_and_onnxruntime() {
     // Wrong statistics are refused by name.
     let err = nets::decoder(&ae.decoder, &mean[..3], &std, &[]).err().expect("3 means for 4 channels accepted").to_string();
     assert!(err.contains("channels"), "{err}");
+}
+
+#[test]
+fn breed_conditioned_decoder_matches_tract_and_onnxruntime() {
+    use tinycats_models::autoencoder::{AeConfig, Autoencoder};
+    let dev = Default::default();
+    let cfg = AeConfig { image_size: 16, channels: 3, latent_channels: 4, width: 8, levels: 2, decoder_width: 0, classes: 3 };
+    let mut ae = Autoencoder::<Cpu>::new(cfg, &dev);
+    // Trained tables are not zero: random γ‖β so that every modulation matters.
+    for t in ae.decoder.film.iter_mut() {
+        let dims = t.weight.dims();
+        t.weight = burn::module::Param::from_tensor(Tensor::random(dims, burn::tensor::Distribution::Normal(0.0, 0.5), &dev));
+    }
+    let (mean, std) = (vec![0.0f32; 4], vec![1.0f32; 4]);
+    let z = Tensor::<Cpu, 4>::random([3, 4, 4, 4], burn::tensor::Distribution::Normal(0.0, 1.0), &dev);
+    let breeds = [2i64, 0, 1];
+    let y = Tensor::<Cpu, 1, Int>::from_data(TensorData::new(breeds.to_vec(), [3]), &dev);
+    let want: Vec<f32> = ae.decoder.forward_with(z.clone(), Some(y)).clamp(-1.0, 1.0).into_data().to_vec().unwrap();
+    let plain: Vec<f32> = ae.decoder.forward(z.clone()).clamp(-1.0, 1.0).into_data().to_vec().unwrap();
+    assert!(max_diff(&plain, &want) > 1e-2, "the tables must change the output for this test to mean anything");
+    let bytes = tinycats_export::encode(&quantize(nets::decoder(&ae.decoder, &mean, &std, &[]).unwrap(), Quantize::None));
+    let got = tract_run(&bytes, vec![z.clone()], vec![tract_ndarray::Array1::from_vec(breeds.to_vec()).into_tensor()]);
+    let d = max_diff(&got, &want);
+    assert!(d <= 1e-4, "tract vs burn: max |diff| {d}");
+    let zv: Vec<f32> = z.into_data().to_vec().unwrap();
+    let ins = vec![("latent", "float32", vec![3, 4, 4, 4], f32_bytes(&zv)), ("breed", "int64", vec![3], breeds.iter().flat_map(|v| v.to_le_bytes()).collect())];
+    let r = onnxruntime_check(&bytes, ins, &want, &[3, 3, 16, 16], 1e-4);
+    assert_eq!(r["checker"], "ok");
 }

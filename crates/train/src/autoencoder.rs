@@ -38,12 +38,15 @@ pub struct AeModelSection {
     pub levels: usize,
     /// The decoder's width (0 = `width`).
     pub decoder_width: usize,
+    /// The decoder knows each image's breed (FiLM per class, zero-initialised): it can paint a
+    /// breed's fur where the latent has lost it. Generators pass the breed they paint.
+    pub conditional: bool,
 }
 
 impl Default for AeModelSection {
     fn default() -> Self {
         let d = AeConfig::default();
-        Self { latent_channels: d.latent_channels, width: d.width, levels: d.levels, decoder_width: 0 }
+        Self { latent_channels: d.latent_channels, width: d.width, levels: d.levels, decoder_width: 0, conditional: false }
     }
 }
 
@@ -73,11 +76,14 @@ pub struct AeLossSection {
     pub adversarial_start: usize,
     /// The critic's width (channels of its first convolution).
     pub disc_width: usize,
+    /// The critic also sees each image's breed (one-hot planes beside the pixels), so it can
+    /// reject fur of the wrong breed, not only fur that looks painted. Needs `model.conditional`.
+    pub critic_breed: bool,
 }
 
 impl Default for AeLossSection {
     fn default() -> Self {
-        Self { latent_penalty: 1e-3, latent_noise: 0.1, perceptual: 0.0, perceptual_weights: PathBuf::from("data/weights/efficientnet-lite0.safetensors"), adversarial: 0.0, adversarial_start: 0, disc_width: 64 }
+        Self { latent_penalty: 1e-3, latent_noise: 0.1, perceptual: 0.0, perceptual_weights: PathBuf::from("data/weights/efficientnet-lite0.safetensors"), adversarial: 0.0, adversarial_start: 0, disc_width: 64, critic_breed: false }
     }
 }
 
@@ -140,6 +146,9 @@ impl AeTrainConfig {
         range("loss.perceptual", self.loss.perceptual, 0.0, 100.0)?;
         range("loss.adversarial", self.loss.adversarial, 0.0, 100.0)?;
         range("loss.disc_width", self.loss.disc_width as f64, 1.0, 512.0)?;
+        if self.loss.critic_breed && !(self.model.conditional && self.loss.adversarial > 0.0) {
+            bail!("config key `loss.critic_breed` needs a critic (`loss.adversarial` > 0) and a breed-conditioned decoder (`model.conditional = true`)");
+        }
         if self.train.freeze_encoder && self.train.init.as_os_str().is_empty() {
             bail!("config key `train.freeze_encoder` needs `train.init` (the autoencoder whose encoder is kept)");
         }
@@ -159,8 +168,9 @@ impl AeTrainConfig {
         Ok(())
     }
 
-    fn ae(&self, image_size: usize) -> Result<AeConfig> {
-        let a = AeConfig { image_size, channels: 3, latent_channels: self.model.latent_channels, width: self.model.width, levels: self.model.levels, decoder_width: self.model.decoder_width };
+    fn ae(&self, image_size: usize, classes: usize) -> Result<AeConfig> {
+        let classes = if self.model.conditional { classes } else { 0 };
+        let a = AeConfig { image_size, channels: 3, latent_channels: self.model.latent_channels, width: self.model.width, levels: self.model.levels, decoder_width: self.model.decoder_width, classes };
         a.check().map_err(|e| anyhow!("{e}"))?;
         if self.train.crop > image_size {
             bail!("config key `train.crop` ({}) exceeds the images' size ({image_size} px in {})", self.train.crop, self.data.cache.display());
@@ -184,6 +194,9 @@ pub struct AeMeta {
     /// Mean absolute error and PSNR (dB) of reconstructions of held-out images, pixels in [0, 1].
     pub held_out_l1: f64,
     pub held_out_psnr: f64,
+    /// The breeds of a conditioned decoder, in the order of its class rows (empty otherwise).
+    #[serde(default)]
+    pub classes: Vec<String>,
 }
 
 impl AeMeta {
@@ -208,6 +221,9 @@ fn meta_of(bytes: &[u8], path: &Path) -> Result<AeMeta> {
     meta.ae.check().map_err(|e| anyhow!("{}: {e}", path.display()))?;
     if meta.mean.len() != meta.ae.latent_channels || meta.std.len() != meta.ae.latent_channels || meta.std.iter().any(|s| !(*s > 0.0)) {
         bail!("{}: latent statistics do not match {} latent channels", path.display(), meta.ae.latent_channels);
+    }
+    if meta.classes.len() != meta.ae.classes {
+        bail!("{}: the decoder has {} class rows but names {} classes", path.display(), meta.ae.classes, meta.classes.len());
     }
     Ok(meta)
 }
@@ -244,10 +260,32 @@ fn per_channel<B: Backend>(v: &[f32], dev: &B::Device) -> Tensor<B, 4> {
     Tensor::from_data(TensorData::new(v.to_vec(), [1, v.len(), 1, 1]), dev)
 }
 
-/// Generator latents (unit variance) → images in [-1, 1].
-pub fn decode<B: Backend>(decoder: &Decoder<B>, meta: &AeMeta, z: Tensor<B, 4>) -> Tensor<B, 4> {
+/// [N] class indices for a conditioned decoder (None for an unconditioned one).
+pub fn class_tensor<B: Backend>(decoder: &Decoder<B>, classes: &[usize], dev: &B::Device) -> Option<Tensor<B, 1, Int>> {
+    decoder.conditioned().then(|| Tensor::from_data(TensorData::new(classes.iter().map(|&c| c as i64).collect::<Vec<_>>(), [classes.len()]), dev))
+}
+
+/// Generator latents (unit variance) of images of `classes` (indices into `meta.classes`; used
+/// only by a conditioned decoder) → images in [-1, 1].
+pub fn decode<B: Backend>(decoder: &Decoder<B>, meta: &AeMeta, z: Tensor<B, 4>, classes: &[usize]) -> Tensor<B, 4> {
     let dev = z.device();
-    decoder.forward(z * per_channel::<B>(&meta.std, &dev) + per_channel::<B>(&meta.mean, &dev)).clamp(-1.0, 1.0)
+    let y = class_tensor(decoder, classes, &dev);
+    decoder.forward_with(z * per_channel::<B>(&meta.std, &dev) + per_channel::<B>(&meta.mean, &dev), y).clamp(-1.0, 1.0)
+}
+
+/// The class rows a conditioned decoder (whose breeds are `classes`) uses for the cache images
+/// `idx`; empty when `classes` is. An image of another class is an error naming it.
+pub fn classes_of(cache: &Cache, classes: &[String], idx: &[usize]) -> Result<Vec<usize>> {
+    if classes.is_empty() {
+        return Ok(Vec::new());
+    }
+    idx.iter()
+        .map(|&i| {
+            let e = &cache.index.entries[i];
+            let name = &cache.index.classes[e.label];
+            classes.iter().position(|c| c == name).ok_or_else(|| anyhow!("{}: image {} is a {name}, which the breed-conditioned decoder does not know (it knows {classes:?})", cache.dir.display(), e.stem))
+        })
+        .collect()
 }
 
 /// Images in [-1, 1] → generator latents (unit variance): the inverse of [`decode`].
@@ -327,8 +365,9 @@ pub struct Reconstructions {
     pub images: Vec<Vec<u8>>,
 }
 
-/// Reconstructs `idx`'s photos and measures the error.
-pub fn reconstruct(ae: &Autoencoder<Cpu>, cache: &Cache, idx: &[usize]) -> Result<Reconstructions> {
+/// Reconstructs `idx`'s photos and measures the error. A conditioned decoder (whose breeds are
+/// `classes`) is told each photo's breed, as a generator tells it the breed it painted.
+pub fn reconstruct(ae: &Autoencoder<Cpu>, classes: &[String], cache: &Cache, idx: &[usize]) -> Result<Reconstructions> {
     let s = cache.size() as usize;
     let dev = Default::default();
     let (mut abs, mut sq, mut n) = (0f64, 0f64, 0usize);
@@ -336,7 +375,8 @@ pub fn reconstruct(ae: &Autoencoder<Cpu>, cache: &Cache, idx: &[usize]) -> Resul
     for chunk in idx.chunks(64) {
         let x = images_nchw(cache, chunk, false);
         let xt = Tensor::<Cpu, 4>::from_data(TensorData::new(x.clone(), [chunk.len(), 3, s, s]), &dev);
-        let yt = ae.decoder.forward(ae.encoder.forward(xt)).clamp(-1.0, 1.0);
+        let y = class_tensor(&ae.decoder, &classes_of(cache, classes, chunk)?, &dev);
+        let yt = ae.decoder.forward_with(ae.encoder.forward(xt), y).clamp(-1.0, 1.0);
         images.extend(crate::generator::to_rgb8(yt.clone())?);
         let y: Vec<f32> = yt.into_data().to_vec().map_err(|e| anyhow!("{e:?}"))?;
         for (a, b) in x.iter().zip(&y) {
@@ -352,7 +392,7 @@ pub fn reconstruct(ae: &Autoencoder<Cpu>, cache: &Cache, idx: &[usize]) -> Resul
 
 /// [`reconstruct`] of `idx`, plus a picture: 8 of the photos (top row) over their
 /// reconstructions, written to `png`.
-pub fn reconstruction_report(ae: &Autoencoder<Cpu>, cache: &Cache, idx: &[usize], png: &Path) -> Result<Reconstructions> {
+pub fn reconstruction_report(ae: &Autoencoder<Cpu>, classes: &[String], cache: &Cache, idx: &[usize], png: &Path) -> Result<Reconstructions> {
     if idx.is_empty() {
         bail!("{}: no images to reconstruct", cache.dir.display());
     }
@@ -360,10 +400,11 @@ pub fn reconstruction_report(ae: &Autoencoder<Cpu>, cache: &Cache, idx: &[usize]
     let k = idx.len().min(8);
     let pick: Vec<usize> = (0..k).map(|j| idx[j * idx.len() / k]).collect();
     let x = Tensor::<Cpu, 4>::from_data(TensorData::new(images_nchw(cache, &pick, false), [k, 3, s, s]), &Default::default());
-    let rec = ae.decoder.forward(ae.encoder.forward(x.clone())).clamp(-1.0, 1.0);
+    let y = class_tensor(&ae.decoder, &classes_of(cache, classes, &pick)?, &Default::default());
+    let rec = ae.decoder.forward_with(ae.encoder.forward(x.clone()), y).clamp(-1.0, 1.0);
     let imgs = crate::generator::to_rgb8(Tensor::cat(vec![x, rec], 0))?;
     crate::generator::grid_png(&imgs, s, k, png)?;
-    reconstruct(ae, cache, idx)
+    reconstruct(ae, classes, cache, idx)
 }
 
 /// The critic over one logging window (means over its steps).
@@ -446,9 +487,10 @@ pub fn perceptual_distance<B: Backend>(net: &EfficientNetLite0<B>, a: Tensor<B, 
 pub fn train_autoencoder(cfg: &AeTrainConfig, run_dir: &Path, sinks: &mut Sinks) -> Result<AeResult> {
     let cache = Cache::open(&cfg.data.cache)?;
     let gen_like = crate::generator::GeneratorConfig { data: cfg.data.clone(), ..Default::default() };
-    let (idx, _, _) = crate::generator::training_set(&gen_like, &cache)?;
+    let (idx, classes, map) = crate::generator::training_set(&gen_like, &cache)?;
     let s = cache.size() as usize;
-    let ae_cfg = cfg.ae(s)?;
+    let ae_cfg = cfg.ae(s, classes.len())?;
+    let classes = if ae_cfg.classes > 0 { classes } else { Vec::new() };
     std::fs::create_dir_all(run_dir).with_context(|| format!("cannot create run folder {}", run_dir.display()))?;
     tinycats_data::hashing::write_atomic(&run_dir.join("config.toml"), toml::to_string(cfg)?.as_bytes())?;
     let cfg_json = serde_json::to_value(cfg)?;
@@ -468,6 +510,13 @@ pub fn train_autoencoder(cfg: &AeTrainConfig, run_dir: &Path, sinks: &mut Sinks)
         // decoder starts fresh.
         if m.ae.decoder_width_at(0) == ae_cfg.decoder_width_at(0) {
             model = init;
+            if m.ae.classes == 0 && ae_cfg.classes > 0 {
+                // Conditioning a trained decoder: zero FiLM tables, so it starts where it was.
+                model.decoder.film = tinycats_models::autoencoder::film_tables(&ae_cfg, &dev);
+            } else if m.classes != classes {
+                bail!("config key `train.init`: {} is conditioned on the breeds {:?}, but this config's data gives {:?}", cfg.train.init.display(), m.classes, classes);
+            }
+            model.decoder.cfg = ae_cfg;
         } else {
             model.encoder = init.encoder;
         }
@@ -484,7 +533,8 @@ pub fn train_autoencoder(cfg: &AeTrainConfig, run_dir: &Path, sinks: &mut Sinks)
         None
     };
     let mut optim = AdamWConfig::new().with_beta_2(0.99).init::<CpuTrain, Autoencoder<CpuTrain>>();
-    let mut critic = (cfg.loss.adversarial > 0.0).then(|| PatchDiscriminator::<CpuTrain>::new(3, cfg.loss.disc_width, &dev));
+    let critic_classes = if cfg.loss.critic_breed { ae_cfg.classes } else { 0 };
+    let mut critic = (cfg.loss.adversarial > 0.0).then(|| PatchDiscriminator::<CpuTrain>::new(3 + critic_classes, cfg.loss.disc_width, &dev));
     // GAN practice (VQGAN): a short momentum for the critic, whose target moves with the decoder.
     let mut critic_optim = AdamWConfig::new().with_beta_1(0.5).with_beta_2(0.9).init::<CpuTrain, PatchDiscriminator<CpuTrain>>();
     let bs = cfg.train.batch_size;
@@ -502,7 +552,22 @@ pub fn train_autoencoder(cfg: &AeTrainConfig, run_dir: &Path, sinks: &mut Sinks)
         let mut rng = ChaCha8Rng::seed_from_u64(cfg.train.seed ^ (step as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
         let b = loader.batch((step / per_epoch) as u64, step % per_epoch);
         let n = b.labels.len();
+        let cls: Vec<usize> = b.labels.iter().map(|&l| map[l].expect("training_set keeps only mapped classes")).collect();
+        let yc = class_tensor(&model.decoder, &cls, &dev);
         let (x, side) = random_crops(b.images, n, s, cfg.train.crop, &mut rng);
+        // What the critic is shown besides an image: its breed as one-hot planes (critic_breed).
+        let planes = (critic_classes > 0).then(|| {
+            let plane = side * side;
+            let mut v = vec![0f32; n * critic_classes * plane];
+            for (i, &c) in cls.iter().enumerate() {
+                v[(i * critic_classes + c) * plane..(i * critic_classes + c + 1) * plane].fill(1.0);
+            }
+            Tensor::<CpuTrain, 4>::from_data(TensorData::new(v, [n, critic_classes, side, side]), &dev)
+        });
+        let judge = |d: &PatchDiscriminator<CpuTrain>, img: Tensor<CpuTrain, 4>| match &planes {
+            Some(p) => d.forward(Tensor::cat(vec![img, p.clone()], 1)),
+            None => d.forward(img),
+        };
         // The loader gives [0, 1]; the autoencoder works in [-1, 1] like the generator.
         let x = Tensor::<CpuTrain, 4>::from_data(TensorData::new(x, [n, 3, side, side]), &dev) * 2.0 - 1.0;
         let z = model.encoder.forward(x.clone());
@@ -516,11 +581,11 @@ pub fn train_autoencoder(cfg: &AeTrainConfig, run_dir: &Path, sinks: &mut Sinks)
                 let g = model.decoder.conv_out.weight.val().grad(&l.backward());
                 g.map_or(0.0, |g| g.powi_scalar(2).sum().sqrt().into_scalar().elem::<f32>() as f64)
             };
-            let r = last((model.decoder.forward(zn.clone().detach()) - x.clone()).abs().mean());
-            let a = last(-d.forward(model.decoder.forward(zn.clone().detach())).mean());
+            let r = last((model.decoder.forward_with(zn.clone().detach(), yc.clone()) - x.clone()).abs().mean());
+            let a = last(-judge(d, model.decoder.forward_with(zn.clone().detach(), yc.clone())).mean());
             adv_scale = (r / (a + 1e-4)).clamp(0.0, 1e4) * cfg.loss.adversarial;
         }
-        let y = model.decoder.forward(zn);
+        let y = model.decoder.forward_with(zn, yc);
         let fake = y.clone().detach();
         let rec = (y.clone() - x.clone()).abs().mean();
         let mut loss = rec.clone();
@@ -529,7 +594,7 @@ pub fn train_autoencoder(cfg: &AeTrainConfig, run_dir: &Path, sinks: &mut Sinks)
         }
         if let Some(d) = critic.as_ref().filter(|_| heard) {
             // Hinge GAN, the decoder's side: raise the critic's score of its output.
-            loss = loss - d.forward(y.clone()).mean() * adv_scale;
+            loss = loss - judge(d, y.clone()).mean() * adv_scale;
         }
         if let Some(net) = &perceptual {
             let p = perceptual_distance(net, y, x.clone());
@@ -544,7 +609,7 @@ pub fn train_autoencoder(cfg: &AeTrainConfig, run_dir: &Path, sinks: &mut Sinks)
         let g = GradientsParams::from_grads(loss.backward(), &model);
         model = optim.step(lr, model, g);
         if let Some(d) = critic.take() {
-            let (real, fake) = (d.forward(x.detach()), d.forward(fake));
+            let (real, fake) = (judge(&d, x.detach()), judge(&d, fake));
             let gap: f32 = (fake.clone().mean() - real.clone().mean()).into_scalar().elem();
             let hinge = relu(-real + 1.0).mean() + relu(fake + 1.0).mean();
             let hv: f32 = hinge.clone().into_scalar().elem();
@@ -581,8 +646,8 @@ pub fn train_autoencoder(cfg: &AeTrainConfig, run_dir: &Path, sinks: &mut Sinks)
         _ => channel_stats(&encode_raw(&ae, &cache, &idx, false)?, c, l * l),
     };
     let held: Vec<usize> = held_out(&cache, &cfg.data.exclude).into_iter().filter(|i| !idx.contains(i)).collect();
-    let held_out = reconstruction_report(&ae, &cache, if held.is_empty() { &idx } else { &held }, &run_dir.join("reconstructions.png"))?;
-    let meta = AeMeta { ae: ae_cfg, mean, std, step: cfg.train.steps, held_out_l1: held_out.l1, held_out_psnr: held_out.psnr_db };
+    let held_out = reconstruction_report(&ae, &classes, &cache, if held.is_empty() { &idx } else { &held }, &run_dir.join("reconstructions.png"))?;
+    let meta = AeMeta { ae: ae_cfg, mean, std, step: cfg.train.steps, held_out_l1: held_out.l1, held_out_psnr: held_out.psnr_db, classes };
     let weights = run_dir.join("autoencoder.safetensors");
     save_autoencoder(&ae, &meta, &weights)?;
     sinks.emit(|sk| sk.on_checkpoint(&weights, false));

@@ -277,6 +277,10 @@ pub fn latent_autoencoder(path: &Path, meta: &GeneratorMeta) -> Result<Option<(A
     if !got.same_latents(want) {
         bail!("{}: this autoencoder is not the one {} was trained with (its shape or latent statistics differ)", ae_path.display(), path.display());
     }
+    // A breed-conditioned decoder is told the generator's class index: the lists must agree.
+    if !got.classes.is_empty() && got.classes != meta.classes {
+        bail!("{}: its decoder is conditioned on the breeds {:?}, but {} paints {:?}", ae_path.display(), got.classes, path.display(), meta.classes);
+    }
     Ok(Some((ae, got)))
 }
 
@@ -297,9 +301,10 @@ impl Painter {
         Ok(Painter { decoder: latent_autoencoder(path, meta)?.map(|(ae, m)| (ae.decoder, m)) })
     }
 
-    pub fn paint(&self, x: Tensor<Cpu, 4>) -> Tensor<Cpu, 4> {
+    /// Images in [-1, 1] of what was sampled for `breeds` (a breed-conditioned decoder uses them).
+    pub fn paint(&self, x: Tensor<Cpu, 4>, breeds: &[usize]) -> Tensor<Cpu, 4> {
         match &self.decoder {
-            Some((d, m)) => crate::autoencoder::decode(d, m, x),
+            Some((d, m)) => crate::autoencoder::decode(d, m, x, breeds),
             None => x,
         }
     }
@@ -308,8 +313,8 @@ impl Painter {
     /// refiner redraw it (which paints through its own decoder).
     pub fn paint_refined(&self, refiner: Option<&Refiner>, x: Tensor<Cpu, 4>, breeds: &[usize], seeds: &[u64]) -> Tensor<Cpu, 4> {
         match refiner {
-            Some(r) => r.refine(x, &|z| self.paint(z), breeds, seeds),
-            None => self.paint(x),
+            Some(r) => r.refine(x, &|z| self.paint(z, breeds), breeds, seeds),
+            None => self.paint(x, breeds),
         }
     }
 }
@@ -375,7 +380,7 @@ impl Refiner {
         // Its own noise streams, not the first model's.
         let seeds: Vec<u64> = seeds.iter().map(|s| s ^ 0x5EED_0000_0000).collect();
         let z = sample_from(&self.model, None, &self.meta, breeds, &seeds, &self.opts, cond, start, &mut |_, _| {});
-        crate::autoencoder::decode(&self.ae.decoder, &self.ae_meta, z)
+        crate::autoencoder::decode(&self.ae.decoder, &self.ae_meta, z, breeds)
     }
 }
 
@@ -873,6 +878,9 @@ pub fn train_generator(cfg: &GeneratorConfig, run_dir: &Path, sinks: &mut Sinks,
         if cache.size() as usize != am.ae.image_size {
             bail!("config key `data.cache`: images are {} px but the autoencoder {} takes {} px", cache.size(), cfg.data.autoencoder.display(), am.ae.image_size);
         }
+        if !am.classes.is_empty() && am.classes != classes {
+            bail!("config key `data.autoencoder`: {} has a decoder conditioned on the breeds {:?}, but this generator's data gives {:?}", src.display(), am.classes, classes);
+        }
         dit.image_size = am.ae.latent_size();
         dit.channels = am.ae.latent_channels;
         if let Some((_, cm, _)) = &cond_ae {
@@ -1102,7 +1110,7 @@ pub fn train_generator(cfg: &GeneratorConfig, run_dir: &Path, sinks: &mut Sinks,
                 coarse_condition::<Cpu>(c, cm, dit.image_size, &dev)
             });
             let opts = SampleOptions::new(cfg.predictions.sample_steps, cfg.predictions.cfg, Solver::Euler);
-            let x = painter.paint(sample_from(&ema, None, &m, &breeds, &seeds, &opts, pcond, None, &mut |_, _| {}));
+            let x = painter.paint(sample_from(&ema, None, &m, &breeds, &seeds, &opts, pcond, None, &mut |_, _| {}), &breeds);
             let latency_ms = 1e3 * t_sample.elapsed().as_secs_f64() / pairs.len().max(1) as f64;
             let imgs = to_rgb8(x)?;
             let path = run_dir.join(format!("samples/step-{:07}.png", st.step));

@@ -65,7 +65,7 @@ fn upsampling_repeats_each_pixel_and_shapes_follow_the_levels() {
     let up: Vec<f32> = upsample2(x).into_data().to_vec().unwrap();
     assert_eq!(up, vec![1., 1., 2., 2., 1., 1., 2., 2., 3., 3., 4., 4., 3., 3., 4., 4.]);
 
-    let cfg = AeConfig { image_size: 32, channels: 3, latent_channels: 4, width: 8, levels: 2, decoder_width: 0 };
+    let cfg = AeConfig { image_size: 32, channels: 3, latent_channels: 4, width: 8, levels: 2, decoder_width: 0, classes: 0 };
     let m = Autoencoder::<Cpu>::new(cfg, &dev);
     let img = Tensor::<Cpu, 4>::random([2, 3, 32, 32], burn::tensor::Distribution::Uniform(-1.0, 1.0), &dev);
     let z = m.encoder.forward(img);
@@ -108,7 +108,7 @@ fn autoencoder_learns_to_reconstruct_and_round_trips_through_its_file() {
     // decode(encode(x)) with the stored statistics reproduces the direct reconstruction.
     let dev = Default::default();
     let zt = Tensor::<Cpu, 4>::from_data(TensorData::new(z, [train_idx.len(), 4, 8, 8]), &dev);
-    let via_norm: Vec<f32> = ae::decode(&m.decoder, &meta, zt).into_data().to_vec().unwrap();
+    let via_norm: Vec<f32> = ae::decode(&m.decoder, &meta, zt, &[]).into_data().to_vec().unwrap();
     let x = Tensor::<Cpu, 4>::from_data(TensorData::new(ae::images_nchw(&cache, &train_idx, false), [train_idx.len(), 3, 16, 16]), &dev);
     let direct: Vec<f32> = m.decoder.forward(m.encoder.forward(x)).clamp(-1.0, 1.0).into_data().to_vec().unwrap();
     let worst = via_norm.iter().zip(&direct).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
@@ -147,7 +147,7 @@ fn latent_generator_trains_on_latents_and_paints_pixels() {
     assert!(run.join("samples/step-0000040.png").exists(), "predictions are painted through the decoder");
     let painter = Painter::for_generator(&r.ema_weights, &meta).unwrap();
     let opts = SampleOptions::new(4, 2.0, Solver::Euler);
-    let x = painter.paint(generator::sample::<Cpu>(&m, &meta, &[0, 1], &[1, 2], &opts, &mut |_, _| {}));
+    let x = painter.paint(generator::sample::<Cpu>(&m, &meta, &[0, 1], &[1, 2], &opts, &mut |_, _| {}), &[0, 1]);
     assert_eq!(x.dims(), [2, 3, 16, 16]);
     let px: Vec<f32> = x.into_data().to_vec().unwrap();
     assert!(px.iter().all(|v| (-1.0..=1.0).contains(v)));
@@ -192,7 +192,7 @@ fn latent_generator_trains_on_latents_and_paints_pixels() {
     assert_eq!(enc_p + dec_p, m_w.num_params(), "parameter count formula with a wider decoder");
     std::fs::copy(&wide.weights, run.join(generator::AUTOENCODER_FILE)).unwrap();
     let painter = Painter::for_generator(&r.ema_weights, &meta).expect("a wider decoder of the same latents is refused");
-    let x = painter.paint(generator::sample::<Cpu>(&m, &meta, &[0], &[1], &opts, &mut |_, _| {}));
+    let x = painter.paint(generator::sample::<Cpu>(&m, &meta, &[0], &[1], &opts, &mut |_, _| {}), &[0]);
     assert_eq!(x.dims(), [1, 3, 16, 16]);
     // Without the freeze, the encoder moves and its statistics with it: a new latent space.
     let moved = ae::train_autoencoder(&ae_cfg(&cache_dir, &["train.steps=5", &init]), &t.path().join("ae-moved"), &mut Sinks::default()).unwrap();
@@ -221,7 +221,7 @@ fn latent_generator_trains_on_latents_and_paints_pixels() {
 
 #[test]
 fn autoencoder_config_errors_name_the_key() {
-    for (set, key) in [("train.freeze_encoder=true", "train.init"), ("loss.perceptual=-1", "loss.perceptual"), ("train.crop=6", "train.crop"), ("model.levels=0", "model.levels"), ("loss.latent_noise=-1", "loss.latent_noise"), ("data.autoencoder=\"x\"", "data.autoencoder"), ("train.stepz=3", "stepz"), ("loss.adversarial=-1", "loss.adversarial"), ("loss.disc_width=0", "loss.disc_width")] {
+    for (set, key) in [("train.freeze_encoder=true", "train.init"), ("loss.perceptual=-1", "loss.perceptual"), ("train.crop=6", "train.crop"), ("model.levels=0", "model.levels"), ("loss.latent_noise=-1", "loss.latent_noise"), ("data.autoencoder=\"x\"", "data.autoencoder"), ("train.stepz=3", "stepz"), ("loss.adversarial=-1", "loss.adversarial"), ("loss.disc_width=0", "loss.disc_width"), ("loss.critic_breed=true", "loss.critic_breed")] {
         let e = AeTrainConfig::load("", "t", &[set.to_string()]).unwrap_err().to_string();
         assert!(e.contains(key), "{set} → {e}");
     }
@@ -301,6 +301,61 @@ fn an_adversarial_critic_learns_beside_the_decoder_and_only_its_term_changes_the
     // The critic needs windows of 16 px or more; the error names the key and the limit.
     let e = format!("{:#}", run("small", &["loss.adversarial=0.5", "train.crop=8"]).unwrap_err());
     assert!(e.contains("loss.adversarial") && e.contains("16 px"), "{e}");
+}
+
+#[test]
+fn a_breed_conditioned_decoder_starts_as_its_init_learns_per_breed_and_must_match_the_generator() {
+    let _serial = serial();
+    let t = tempfile::tempdir().unwrap();
+    let cache_dir = tiny_cache(t.path());
+    let a = ae::train_autoencoder(&ae_cfg(&cache_dir, &["train.steps=5"]), &t.path().join("ae"), &mut Sinks::default()).unwrap();
+    let (base, _) = ae::load_autoencoder(&a.weights).unwrap();
+    let dev = Default::default();
+    let z = Tensor::<Cpu, 4>::random([2, 4, 8, 8], burn::tensor::Distribution::Normal(0.0, 1.0), &dev);
+    let out = |d: &tinycats_models::autoencoder::Decoder<Cpu>, y: &[usize]| ae::decode(d, &a.meta, z.clone(), y).into_data().to_vec::<f32>().unwrap();
+
+    // Zero FiLM tables: a conditioned copy paints exactly what its init painted, for any breed.
+    let mut cond = base.decoder.clone();
+    cond.cfg.classes = 2;
+    cond.film = tinycats_models::autoencoder::film_tables(&cond.cfg, &dev);
+    assert!(cond.conditioned() && !base.decoder.conditioned());
+    assert_eq!(out(&cond, &[0, 1]), out(&base.decoder, &[0, 1]), "zero modulation changed the decoder");
+
+    // Fine-tuned with `model.conditional`: the encoder and latents stay, the breeds are named in
+    // the file, and the same latent now paints differently per breed.
+    let init = format!("train.init=\"{}\"", a.weights.display());
+    let c = ae::train_autoencoder(&ae_cfg(&cache_dir, &[&init, "train.freeze_encoder=true", "model.conditional=true", "train.steps=30"]), &t.path().join("ae-cond"), &mut Sinks::default()).unwrap();
+    let (m_c, meta_c) = ae::load_autoencoder(&c.weights).unwrap();
+    assert_eq!(meta_c.classes, ["Bengal", "Sphynx"]);
+    assert!(meta_c.same_latents(&a.meta) && meta_c.ae.classes == 2);
+    let (p0, p1) = (out(&m_c.decoder, &[0, 0]), out(&m_c.decoder, &[1, 1]));
+    let diff = p0.iter().zip(&p1).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+    assert!(diff > 1e-3, "the breed does not reach the decoder (max difference {diff})");
+    let (enc_p, dec_p, _) = meta_c.ae.params_and_decoder_flops();
+    assert_eq!(enc_p + dec_p, m_c.num_params(), "parameter count formula with FiLM tables");
+
+    // A critic that also sees the breed (one-hot planes) trains beside it.
+    let g = ae::train_autoencoder(&ae_cfg(&cache_dir, &[&init, "train.freeze_encoder=true", "model.conditional=true", "loss.adversarial=0.5", "loss.critic_breed=true", "train.steps=20"]), &t.path().join("ae-cgan"), &mut Sinks::default()).unwrap();
+    assert!(!g.adversarial_losses.is_empty() && g.adversarial_losses.iter().all(|w| w.hinge.is_finite() && w.scale > 0.0), "{:?}", g.adversarial_losses);
+
+    // A generator of the same breeds paints through it, per breed.
+    let gen = GeneratorConfig::load("", "test", &latent_gen_sets(&cache_dir, &c.weights, &["train.steps=2"])).unwrap();
+    let r = generator::train_generator(&gen, &t.path().join("gen"), &mut Sinks::default(), &GenOptions::default()).unwrap();
+    let (m, meta) = generator::load_generator(&r.ema_weights).unwrap();
+    let painter = Painter::for_generator(&r.ema_weights, &meta).unwrap();
+    let opts = SampleOptions::new(2, 1.0, Solver::Euler);
+    let draw = |b: usize| painter.paint(generator::sample::<Cpu>(&m, &meta, &[0], &[1], &opts, &mut |_, _| {}), &[b]).into_data().to_vec::<f32>().unwrap();
+    assert_ne!(draw(0), draw(1), "the painter ignores the breed");
+    // Other breeds: refused by key before training, and the decoder refuses photos it cannot name.
+    let mut other = latent_gen_sets(&cache_dir, &c.weights, &["train.steps=2"]);
+    other[0] = "data.exclude=[\"other\"]".into();
+    let e = format!("{:#}", generator::train_generator(&GeneratorConfig::load("", "test", &other).unwrap(), &t.path().join("gen2"), &mut Sinks::default(), &GenOptions::default()).unwrap_err());
+    assert!(e.contains("data.autoencoder") && e.contains("conditioned"), "{e}");
+    assert!(!t.path().join("gen2").join("checkpoints").exists(), "a refused run wrote checkpoints");
+    let cache = tinycats_data::cache::Cache::open(&cache_dir).unwrap();
+    let aby = (0..cache.len()).find(|&i| cache.index.classes[cache.index.entries[i].label] == "Abyssinian").unwrap();
+    let e = ae::classes_of(&cache, &meta_c.classes, &[aby]).unwrap_err().to_string();
+    assert!(e.contains("Abyssinian") && e.contains("does not know"), "{e}");
 }
 
 #[test]
@@ -386,7 +441,7 @@ fn refiner_learns_a_sharp_latent_from_the_coarse_one() {
     let px: Vec<f32> = out.into_data().to_vec().unwrap();
     assert!(px.iter().all(|v| v.is_finite() && (-1.0..=1.0).contains(v)));
     // Another coarse latent, another refinement (same seeds).
-    let again: Vec<f32> = refiner.refine(z.clone() * 0.0, &|z| painter.paint(z), &[0, 1], &[1, 2]).into_data().to_vec().unwrap();
+    let again: Vec<f32> = refiner.refine(z.clone() * 0.0, &|z| painter.paint(z, &[0, 1]), &[0, 1], &[1, 2]).into_data().to_vec().unwrap();
     assert_ne!(px, again, "the refinement ignores the coarse latent");
 
     // A refiner of another latent space, or an unconditioned one started from noise, is refused.

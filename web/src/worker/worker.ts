@@ -130,7 +130,7 @@ async function handleLoad(req: Extract<Request, { type: 'load' }>): Promise<void
   // One warm-up run, so the first user-visible latency is not the one-off kernel setup.
   const s = info.imageSize;
   if (info.kind === 'classifier') await runClassifier(session, new Float32Array(3 * s * s), s);
-  else await toPixels(decoder, info, await guidedVelocity(session, info, new Float32Array(sampleLength(info)), 0, 0, 1));
+  else await toPixels(decoder, info, await guidedVelocity(session, info, new Float32Array(sampleLength(info)), 0, 0, 1), 0);
   models.set(req.model, { bytes, info, ep, sessions: new Map([[ep, session]]), decoder });
   post({
     type: 'loaded',
@@ -170,12 +170,14 @@ function sampleLength(info: GeneratorInfo): number {
   return info.channels * info.sampleSize * info.sampleSize;
 }
 
-/** A sample (or x̂ preview) as CHW pixels in [-1, 1]: itself for a pixel generator, through
- * the decoder for a latent one. */
-async function toPixels(decoder: ort.InferenceSession | undefined, info: GeneratorInfo, x: Float32Array): Promise<Float32Array> {
+/** A sample (or x̂ preview) of `breed` as CHW pixels in [-1, 1]: itself for a pixel generator,
+ * through the decoder for a latent one (a breed-conditioned decoder has a `breed` input). */
+async function toPixels(decoder: ort.InferenceSession | undefined, info: GeneratorInfo, x: Float32Array, breed: number): Promise<Float32Array> {
   if (!decoder) return x;
   const l = info.sampleSize;
-  const out = await decoder.run({ latent: new ort.Tensor('float32', x, [1, info.channels, l, l]) });
+  const feeds: Record<string, ort.Tensor> = { latent: new ort.Tensor('float32', x, [1, info.channels, l, l]) };
+  if (decoder.inputNames.includes('breed')) feeds.breed = new ort.Tensor('int64', BigInt64Array.of(BigInt(breed)), [1]);
+  const out = await decoder.run(feeds);
   const name = decoder.outputNames.includes('image') ? 'image' : decoder.outputNames[0];
   return new Float32Array(out[name].data as Float32Array);
 }
@@ -222,7 +224,7 @@ async function handleGenerate(req: Extract<Request, { type: 'generate' }>): Prom
     const ts0 = performance.now();
     const v = await guidedVelocity(session, info, x, ts[k], req.breed, req.cfg, guidedAt(ts[k], req.guidanceTo ?? 1));
     // Pixel models' previews are free; a latent model decodes only some steps (previewDue).
-    if (!m.decoder || previewDue(k, req.steps)) last = chwToRgba(await toPixels(m.decoder, info, previewEstimate(x, v, ts[k])), s, s);
+    if (!m.decoder || previewDue(k, req.steps)) last = chwToRgba(await toPixels(m.decoder, info, previewEstimate(x, v, ts[k]), req.breed), s, s);
     const preview = last.slice(); // posting transfers the buffer; keep `last` for the next step
     // The last step lands on x̂ either way (t' = 1), so it draws no noise.
     if (eta > 0 && k + 1 < req.steps) stochasticStep(x, v, ts[k], ts[k + 1], eta, stepNoise(req.seed, k, x.length));
@@ -230,7 +232,7 @@ async function handleGenerate(req: Extract<Request, { type: 'generate' }>): Prom
     stepMs.push(performance.now() - ts0);
     post({ type: 'step', id: req.id, step: k + 1, steps: req.steps, stepMs: stepMs[k], preview, size: s });
   }
-  post({ type: 'generated', id: req.id, rgba: chwToRgba(await toPixels(m.decoder, info, x), s, s), size: s, stepMs, totalMs: performance.now() - t0, seed: req.seed });
+  post({ type: 'generated', id: req.id, rgba: chwToRgba(await toPixels(m.decoder, info, x, req.breed), s, s), size: s, stepMs, totalMs: performance.now() - t0, seed: req.seed });
 }
 
 const BENCH_WARMUP_RUNS = 5;
