@@ -269,6 +269,8 @@ pub fn class_tensor<B: Backend>(decoder: &Decoder<B>, classes: &[usize], dev: &B
 /// only by a conditioned decoder) → images in [-1, 1].
 pub fn decode<B: Backend>(decoder: &Decoder<B>, meta: &AeMeta, z: Tensor<B, 4>, classes: &[usize]) -> Tensor<B, 4> {
     let dev = z.device();
+    // A caller bug, not user input: every caller knows the breed of each image it paints.
+    assert!(!decoder.conditioned() || classes.len() == z.dims()[0], "a breed-conditioned decoder needs one breed per latent ({} for {})", classes.len(), z.dims()[0]);
     let y = class_tensor(decoder, classes, &dev);
     decoder.forward_with(z * per_channel::<B>(&meta.std, &dev) + per_channel::<B>(&meta.mean, &dev), y).clamp(-1.0, 1.0)
 }
