@@ -206,6 +206,13 @@ impl AeMeta {
     pub fn same_latents(&self, other: &AeMeta) -> bool {
         self.ae.same_encoder(&other.ae) && self.mean == other.mean && self.std == other.std
     }
+
+    /// Whether a generator of `breeds` can paint through this decoder: any generator through an
+    /// unconditioned one; a breed-conditioned one is told the generator's class index, so the
+    /// breed lists must agree.
+    pub fn paints_breeds(&self, breeds: &[String]) -> bool {
+        self.classes.is_empty() || self.classes == breeds
+    }
 }
 
 const META_KEY: &str = "tinycats_autoencoder";
@@ -367,6 +374,13 @@ pub struct Reconstructions {
     pub images: Vec<Vec<u8>>,
 }
 
+/// `x`, the photos of the cache images `idx` in [-1, 1], encoded and decoded (clamped); a
+/// conditioned decoder (whose breeds are `classes`) is told each photo's breed.
+fn round_trip(ae: &Autoencoder<Cpu>, classes: &[String], cache: &Cache, idx: &[usize], x: Tensor<Cpu, 4>) -> Result<Tensor<Cpu, 4>> {
+    let y = class_tensor(&ae.decoder, &classes_of(cache, classes, idx)?, &x.device());
+    Ok(ae.decoder.forward_with(ae.encoder.forward(x), y).clamp(-1.0, 1.0))
+}
+
 /// Reconstructs `idx`'s photos and measures the error. A conditioned decoder (whose breeds are
 /// `classes`) is told each photo's breed, as a generator tells it the breed it painted.
 pub fn reconstruct(ae: &Autoencoder<Cpu>, classes: &[String], cache: &Cache, idx: &[usize]) -> Result<Reconstructions> {
@@ -377,8 +391,7 @@ pub fn reconstruct(ae: &Autoencoder<Cpu>, classes: &[String], cache: &Cache, idx
     for chunk in idx.chunks(64) {
         let x = images_nchw(cache, chunk, false);
         let xt = Tensor::<Cpu, 4>::from_data(TensorData::new(x.clone(), [chunk.len(), 3, s, s]), &dev);
-        let y = class_tensor(&ae.decoder, &classes_of(cache, classes, chunk)?, &dev);
-        let yt = ae.decoder.forward_with(ae.encoder.forward(xt), y).clamp(-1.0, 1.0);
+        let yt = round_trip(ae, classes, cache, chunk, xt)?;
         images.extend(crate::generator::to_rgb8(yt.clone())?);
         let y: Vec<f32> = yt.into_data().to_vec().map_err(|e| anyhow!("{e:?}"))?;
         for (a, b) in x.iter().zip(&y) {
@@ -402,8 +415,7 @@ pub fn reconstruction_report(ae: &Autoencoder<Cpu>, classes: &[String], cache: &
     let k = idx.len().min(8);
     let pick: Vec<usize> = (0..k).map(|j| idx[j * idx.len() / k]).collect();
     let x = Tensor::<Cpu, 4>::from_data(TensorData::new(images_nchw(cache, &pick, false), [k, 3, s, s]), &Default::default());
-    let y = class_tensor(&ae.decoder, &classes_of(cache, classes, &pick)?, &Default::default());
-    let rec = ae.decoder.forward_with(ae.encoder.forward(x.clone()), y).clamp(-1.0, 1.0);
+    let rec = round_trip(ae, classes, cache, &pick, x.clone())?;
     let imgs = crate::generator::to_rgb8(Tensor::cat(vec![x, rec], 0))?;
     crate::generator::grid_png(&imgs, s, k, png)?;
     reconstruct(ae, classes, cache, idx)
@@ -516,7 +528,8 @@ pub fn train_autoencoder(cfg: &AeTrainConfig, run_dir: &Path, sinks: &mut Sinks)
                 // Conditioning a trained decoder: zero FiLM tables, so it starts where it was.
                 model.decoder.film = tinycats_models::autoencoder::film_tables(&ae_cfg, &dev);
             } else if m.classes != classes {
-                bail!("config key `train.init`: {} is conditioned on the breeds {:?}, but this config's data gives {:?}", cfg.train.init.display(), m.classes, classes);
+                let wanted = if cfg.model.conditional { format!("this config's data gives {classes:?}") } else { "`model.conditional` is false".to_string() };
+                bail!("config key `train.init`: {} is conditioned on the breeds {:?}, but {wanted}", cfg.train.init.display(), m.classes);
             }
             model.decoder.cfg = ae_cfg;
         } else {

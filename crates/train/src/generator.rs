@@ -277,8 +277,7 @@ pub fn latent_autoencoder(path: &Path, meta: &GeneratorMeta) -> Result<Option<(A
     if !got.same_latents(want) {
         bail!("{}: this autoencoder is not the one {} was trained with (its shape or latent statistics differ)", ae_path.display(), path.display());
     }
-    // A breed-conditioned decoder is told the generator's class index: the lists must agree.
-    if !got.classes.is_empty() && got.classes != meta.classes {
+    if !got.paints_breeds(&meta.classes) {
         bail!("{}: its decoder is conditioned on the breeds {:?}, but {} paints {:?}", ae_path.display(), got.classes, path.display(), meta.classes);
     }
     Ok(Some((ae, got)))
@@ -878,7 +877,7 @@ pub fn train_generator(cfg: &GeneratorConfig, run_dir: &Path, sinks: &mut Sinks,
         if cache.size() as usize != am.ae.image_size {
             bail!("config key `data.cache`: images are {} px but the autoencoder {} takes {} px", cache.size(), cfg.data.autoencoder.display(), am.ae.image_size);
         }
-        if !am.classes.is_empty() && am.classes != classes {
+        if !am.paints_breeds(&classes) {
             bail!("config key `data.autoencoder`: {} has a decoder conditioned on the breeds {:?}, but this generator's data gives {:?}", src.display(), am.classes, classes);
         }
         dit.image_size = am.ae.latent_size();
